@@ -63,7 +63,7 @@ def unit_interval(name: str, value):
 
 
 def positive_int(name: str, value, *, array: bool = True):
-    """A positive integer; as an int32 array (traced, no recompile) unless ``array=False`` (a static shape)."""
+    """A positive integer: an int32 array (traced, no recompile), or with ``array=False`` a static int."""
     if is_traced(value):
         if not array:
             raise TypeError(f"{name} sets a shape and must be a Python int, not a traced value")

@@ -227,9 +227,7 @@ def momentum(lr, beta=0.9) -> Momentum:
 
 def nesterov(lr, beta=0.9) -> Momentum:
     """Nesterov momentum; ``torch.optim.SGD(lr=lr, momentum=beta, nesterov=True)``."""
-    return Momentum(
-        lr=_checks.positive("lr", lr), beta=_checks.unit_interval("beta", beta), nesterov=True
-    )
+    return Momentum(lr=_checks.positive("lr", lr), beta=_checks.unit_interval("beta", beta), nesterov=True)
 
 
 def adagrad(lr, eps=1e-10) -> Adagrad:

@@ -63,7 +63,8 @@ def _rastrigin(theta, w):
 
 class _Info(NamedTuple):
     fn: object
-    formula: str  # LaTeX
+    formula: str  # LaTeX, for Markdown cells
+    text: str  # plain Unicode, for figure titles (plotly's LaTeX needs MathJax from a CDN)
     bounds: tuple  # ((x_min, x_max), (y_min, y_max))
     start: tuple
     log_contours: bool  # contour levels on a log scale (steep valleys)
@@ -73,29 +74,47 @@ _TABLE = {
     "quadratic": _Info(
         _quadratic,
         r"\tfrac12\left(u^2 + \kappa v^2\right),\ (u, v) = R_{-\alpha}\,w",
+        "½(u² + κ·v²), (u, v) = w rotated by −α",
         ((-5.0, 5.0), (-5.0, 5.0)),
         (-4.0, 3.0),
-        False,
+        True,
     ),
     "rosenbrock": _Info(
-        _rosenbrock, r"(a - x)^2 + b\,(y - x^2)^2", ((-2.0, 2.0), (-1.0, 3.0)), (-1.2, 1.0), True
+        _rosenbrock,
+        r"(a - x)^2 + b\,(y - x^2)^2",
+        "(a − x)² + b(y − x²)²",
+        ((-2.0, 2.0), (-1.0, 3.0)),
+        (-1.2, 1.0),
+        True,
     ),
     "beale": _Info(
         _beale,
         r"(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
+        "(1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²",
         ((-4.5, 4.5), (-4.5, 4.5)),
         (1.0, 1.5),
         True,
     ),
     "himmelblau": _Info(
-        _himmelblau, r"(x^2 + y - 11)^2 + (x + y^2 - 7)^2", ((-5.0, 5.0), (-5.0, 5.0)), (0.0, 0.0), True
+        _himmelblau,
+        r"(x^2 + y - 11)^2 + (x + y^2 - 7)^2",
+        "(x² + y − 11)² + (x + y² − 7)²",
+        ((-5.0, 5.0), (-5.0, 5.0)),
+        (0.0, 0.0),
+        True,
     ),
     "saddle": _Info(
-        _saddle, r"\tfrac12 x^2 - \tfrac12 y^2 + \tfrac14 y^4", ((-2.0, 2.0), (-2.0, 2.0)), (-1.8, 0.05), False
+        _saddle,
+        r"\tfrac12 x^2 - \tfrac12 y^2 + \tfrac14 y^4",
+        "½x² − ½y² + ¼y⁴",
+        ((-2.0, 2.0), (-2.0, 2.0)),
+        (-1.8, 0.05),
+        True,
     ),
     "rastrigin": _Info(
         _rastrigin,
         r"2A + \sum_i \left(w_i^2 - A\cos 2\pi w_i\right)",
+        "2A + Σᵢ(wᵢ² − A·cos 2πwᵢ)",
         ((-5.12, 5.12), (-5.12, 5.12)),
         (4.0, 4.5),
         False,
@@ -129,6 +148,10 @@ class Surface:
     @property
     def formula(self) -> str:
         return self.info.formula
+
+    @property
+    def formula_text(self) -> str:
+        return self.info.text
 
     @property
     def bounds(self) -> tuple:
@@ -236,4 +259,3 @@ SURFACES: dict[str, Surface] = {
     "saddle": saddle(),
     "rastrigin": rastrigin(),
 }
-

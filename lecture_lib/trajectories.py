@@ -64,7 +64,9 @@ def _scan(opt, loss_fn, w0, steps, schedule, noise, key):
         diverged_at = jnp.where(bad, t + 1, diverged_at)
         hold = done | bad
         carry = jax.tree.map(
-            lambda old, new: jnp.where(hold, old, new), (w, state, loss, g), (w_new, state_new, loss_new, g_new)
+            lambda old, new: jnp.where(hold, old, new),
+            (w, state, loss, g),
+            (w_new, state_new, loss_new, g_new),
         )
         loss_out = jnp.where(done, jnp.nan, loss_new)
         return (*carry, diverged_at), (carry[0], loss_out, eta)

@@ -44,7 +44,10 @@ def _params_and_grads(seed, steps):
     rng = np.random.default_rng(seed)
     params = {"W": rng.normal(size=(3, 4)).astype(np.float32), "b": rng.normal(size=(4,)).astype(np.float32)}
     grads = [
-        {k: (rng.normal(size=v.shape) * rng.choice([1e-3, 1.0, 10.0])).astype(np.float32) for k, v in params.items()}
+        {
+            k: (rng.normal(size=v.shape) * rng.choice([1e-3, 1.0, 10.0])).astype(np.float32)
+            for k, v in params.items()
+        }
         for _ in range(steps)
     ]
     return params, grads
@@ -88,7 +91,9 @@ def test_bias_correction_switch_changes_first_step():
 def test_with_lr_replaces_only_the_learning_rate():
     opt = O.adam(0.1, b1=0.5)
     new = opt.with_lr(0.2)
-    assert float(new.lr) == pytest.approx(0.2) and float(new.b1) == 0.5 and float(opt.lr) == pytest.approx(0.1)
+    assert (
+        float(new.lr) == pytest.approx(0.2) and float(new.b1) == 0.5 and float(opt.lr) == pytest.approx(0.1)
+    )
 
 
 def test_hyperparameters_are_float32_leaves():

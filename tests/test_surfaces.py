@@ -83,7 +83,11 @@ def test_surface_parameters_work_under_vmap():
 @pytest.mark.parametrize(
     "make,exc,match",
     [
-        (lambda: S.quadratic(0.5), ValueError, r"condition must be finite and at least 1, got condition=0\.5"),
+        (
+            lambda: S.quadratic(0.5),
+            ValueError,
+            r"condition must be finite and at least 1, got condition=0\.5",
+        ),
         (lambda: S.quadratic(10.0, float("nan")), ValueError, r"angle must be finite, got angle=nan"),
         (lambda: S.rosenbrock(b=0.0), ValueError, r"b must be positive and finite, got b=0\.0"),
         (lambda: S.rastrigin(A=-1), ValueError, r"A must be positive and finite, got A=-1"),

@@ -70,7 +70,9 @@ def test_divergence_is_a_result_and_the_path_holds_its_last_finite_point():
     k = int(traj.diverged_at)
     assert 10 < k < 60
     losses, params = np.asarray(traj.losses), np.asarray(traj.params)
-    assert np.all(np.isfinite(losses[:k])) and not np.isfinite(losses[k]) and np.all(np.isnan(losses[k + 1 :]))
+    assert (
+        np.all(np.isfinite(losses[:k])) and not np.isfinite(losses[k]) and np.all(np.isnan(losses[k + 1 :]))
+    )
     assert np.all(np.isfinite(params)) and np.all(params[k:] == params[k - 1])
     # the losses before divergence grow by 81 a step, as the closed form says
     np.testing.assert_allclose(losses[k - 1] / losses[k - 2], 81.0, rtol=1e-3)
@@ -130,8 +132,15 @@ def test_changing_hyperparameters_surface_noise_seed_or_start_never_recompiles(n
         (make(), ll.surfaces.SURFACES["saddle"], x0),
     ]
     if name in ("momentum", "nesterov"):
-        variants.append((FIRST_ORDER[name]().__class__(lr=jnp.float32(0.1), beta=jnp.float32(0.5),
-                                                        nesterov=name == "nesterov"), QUAD, x0))
+        variants.append(
+            (
+                FIRST_ORDER[name]().__class__(
+                    lr=jnp.float32(0.1), beta=jnp.float32(0.5), nesterov=name == "nesterov"
+                ),
+                QUAD,
+                x0,
+            )
+        )
     if name == "adam":
         variants.append((O.adam(0.1, b1=0.5, b2=0.9, eps=1e-3), QUAD, x0))
     keys = [jax.random.key(s) for s in (1, 2)]
@@ -144,18 +153,42 @@ def test_changing_hyperparameters_surface_noise_seed_or_start_never_recompiles(n
 
 
 BAD = [
-    (lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 0), ValueError, r"steps must be a positive integer, got steps=0"),
-    (lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 2.5), TypeError, r"steps must be a positive integer, got steps=2\.5"),
-    (lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0, 0.0], 5), ValueError, r"x0 must have shape \(2,\).*got shape \(3,\)"),
-    (lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 5, noise=0.1), ValueError, r"noise=0\.1 needs a random key"),
+    (
+        lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 0),
+        ValueError,
+        r"steps must be a positive integer, got steps=0",
+    ),
+    (
+        lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 2.5),
+        TypeError,
+        r"steps must be a positive integer, got steps=2\.5",
+    ),
+    (
+        lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0, 0.0], 5),
+        ValueError,
+        r"x0 must have shape \(2,\).*got shape \(3,\)",
+    ),
+    (
+        lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 5, noise=0.1),
+        ValueError,
+        r"noise=0\.1 needs a random key",
+    ),
     (
         lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 5, noise=-1.0, key=jax.random.key(0)),
         ValueError,
         r"noise must be non-negative and finite, got noise=-1\.0",
     ),
     (lambda: ll.run("adam", QUAD, [0.0, 0.0], 5), TypeError, r"opt must be an optimizer from ll.optimizers"),
-    (lambda: ll.run(O.sgd(0.1), 3.0, [0.0, 0.0], 5), TypeError, r"surface_or_fn must be a Surface or a function"),
-    (lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 5, schedule=0.1), TypeError, r"schedule must be a step schedule"),
+    (
+        lambda: ll.run(O.sgd(0.1), 3.0, [0.0, 0.0], 5),
+        TypeError,
+        r"surface_or_fn must be a Surface or a function",
+    ),
+    (
+        lambda: ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 5, schedule=0.1),
+        TypeError,
+        r"schedule must be a step schedule",
+    ),
 ]
 
 

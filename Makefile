@@ -1,0 +1,63 @@
+# Optimization II companion. `make lab` opens the notebooks, `make test` checks everything; both set up .venv.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PY ?= python3.11
+VENV = .venv
+STAMP = $(VENV)/.installed-stamp
+# $(wildcard): a fresh clone lacks the folders that are still empty.
+SRC = $(wildcard lecture_lib tests benchmarks notebooks)
+NOTEBOOK_FILES = $(wildcard notebooks/*.ipynb)
+
+# JAX's persistent compilation cache: a notebook's second run skips most compiles.
+JAX_CACHE_ENV = JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax_cache \
+	JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
+	JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=-1
+
+# pip warns about every unusable find-links location; drop those lines, keep everything else and pip's exit code.
+PIP_QUIET = 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+
+.PHONY: help venv lab test format clean
+
+help:
+	@echo "make lab     set up .venv if needed, then open the notebooks in JupyterLab"
+	@echo "make test    set up .venv if needed, then run tests/ and every notebook (nbval)"
+	@echo "make format  strip notebook outputs (nbstripout), ruff format, ruff check --fix"
+	@echo "make venv    create .venv and install the package with its [test] extra (PY=$(PY))"
+	@echo "make clean   remove .venv and caches"
+
+venv: $(STAMP)
+
+# Rebuilt only when pyproject.toml changes; the stamp lives inside .venv, so deleting .venv resets it.
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || { echo "creating $(VENV) with $(PY)"; $(PY) -m venv $(VENV); }
+	$(VENV)/bin/python -m pip install -q --upgrade pip $(PIP_QUIET)
+	$(VENV)/bin/python -m pip install -q -e '.[test]' $(PIP_QUIET)
+	@touch $@
+
+# Jupyter refuses to run as root (containers, CI) unless told.
+lab: $(STAMP)
+	$(JAX_CACHE_ENV) $(VENV)/bin/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
+
+# Both suites run even when the first fails; the target fails if either does (exit 5, nothing collected,
+# counts as a failure).
+test: $(STAMP)
+	@rc=0; \
+	$(VENV)/bin/python -m pytest tests || rc=1; \
+	$(JAX_CACHE_ENV) $(VENV)/bin/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+		notebooks || rc=1; \
+	exit $$rc
+
+# ruff check runs last: what it cannot fix stops make with the list of findings.
+format: $(STAMP)
+ifneq ($(NOTEBOOK_FILES),)
+	$(VENV)/bin/nbstripout $(NOTEBOOK_FILES)
+endif
+	$(VENV)/bin/python -m ruff format $(SRC)
+	$(VENV)/bin/python -m ruff check --fix $(SRC)
+
+clean:
+	rm -rf $(VENV) .jax_cache .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,81 @@
+"""Every registered panel: build it, move every control (extremes included), the figure changes, and
+nothing compiles after the first draw."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.io as pio
+import pytest
+
+from lecture_lib import plots
+from lecture_lib.panels import PANELS
+
+
+def snapshot(panel) -> str:
+    figures = panel.figure if isinstance(panel.figure, list) else [panel.figure]
+    return "".join(pio.to_json({"data": f.data, "layout": f.layout}) for f in figures)
+
+
+def candidate_values(control):
+    """Values to move a control to: its extremes and a middle value, different from the current one."""
+    if isinstance(control, widgets.Dropdown):
+        values = [o[1] if isinstance(o, tuple) else o for o in control.options]
+    elif isinstance(control, widgets.FloatLogSlider):
+        values = [
+            control.base**control.min,
+            control.base**control.max,
+            control.base ** ((control.min + control.max) / 2),
+        ]
+    elif isinstance(control, (widgets.IntSlider, widgets.FloatSlider)):
+        values = [control.min, control.max, type(control.value)((control.min + control.max) / 2)]
+    elif isinstance(control, (widgets.Checkbox, widgets.ToggleButton)):
+        values = [not control.value, control.value]
+    else:
+        raise AssertionError(f"the panel test does not know how to move a {type(control).__name__}")
+    return [v for v in values if v != control.value] + [control.value]
+
+
+@pytest.fixture(scope="module", params=sorted(PANELS))
+def panel(request):
+    return PANELS[request.param]()
+
+
+def test_panel_has_the_contract_attributes(panel):
+    assert panel.controls and all(isinstance(c, widgets.ValueWidget) for c in panel.controls.values())
+    figures = panel.figure if isinstance(panel.figure, list) else [panel.figure]
+    assert figures and all(type(f).__name__ == "FigureWidget" for f in figures)
+    assert isinstance(panel.widget, widgets.Widget)
+    for f in figures:
+        assert f.layout.font.size >= 14, "projector-readable fonts"
+        assert f.layout.title.text, "every figure has a title"
+
+
+def test_every_control_changes_the_figure_and_nothing_recompiles(panel, count_compiles):
+    with count_compiles() as c:
+        for name, control in panel.controls.items():
+            for value in candidate_values(control):
+                before = snapshot(panel)
+                control.value = value
+                after = snapshot(panel)
+                assert after != before, f"moving {name} to {value!r} did not change the figure"
+    assert c.count == 0, f"{c.count} compilations after the first draw"
+
+
+def test_race_marks_divergence_in_the_legend_instead_of_breaking():
+    race = PANELS["optimizer_race"](surface="quadratic")
+    race.controls["lr_SGD"].value = 10.0  # far beyond 2/lambda_max = 0.04
+    sgd_path = next(d for d in race.figure.data if d.name and d.name.startswith("SGD"))
+    assert "diverged at step" in sgd_path.name
+    assert np.all(np.isfinite(np.asarray(sgd_path.x))) and len(sgd_path.x) >= 1
+
+
+def test_race_paths_end_near_the_minimum_with_the_default_rates():
+    race = PANELS["optimizer_race"](surface="quadratic")
+    heads = [
+        d for d in race.figure.data if d.type == "scatter" and d.mode == "markers" and d.showlegend is False
+    ]
+    assert len(heads) == 6
+    for h in heads:
+        assert abs(h.x[0]) < 0.05 and abs(h.y[0]) < 0.05
+    assert plots.color("Adam") != plots.color("SGD")
