@@ -1,8 +1,19 @@
 """lecture_lib: the JAX library behind the "Training Neural Networks: Optimization II" companion."""
 
-from lecture_lib import optimizers, plots, surfaces
+from lecture_lib import curvature, optimizers, plots, schedules, second_order, surfaces
 from lecture_lib._cache import enable_compilation_cache
 from lecture_lib.trajectories import Trajectory, run, run_many
 
-__all__ = ["enable_compilation_cache", "optimizers", "plots", "surfaces", "run", "run_many", "Trajectory"]
+__all__ = [
+    "Trajectory",
+    "curvature",
+    "enable_compilation_cache",
+    "optimizers",
+    "plots",
+    "run",
+    "run_many",
+    "schedules",
+    "second_order",
+    "surfaces",
+]
 __version__ = "0.1.0"

@@ -261,3 +261,7 @@ def adamw(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01, *, bias_correc
         weight_decay=_checks.nonnegative("weight_decay", weight_decay),
         bias_correction=bias_correction,
     )
+
+
+# Second-order methods live in second_order.py, which imports Optimizer from here: re-export them last.
+from lecture_lib.second_order import lbfgs, newton  # noqa: E402, F401

@@ -28,6 +28,7 @@ from jax.flatten_util import ravel_pytree
 
 from lecture_lib import _checks
 from lecture_lib.optimizers import Optimizer
+from lecture_lib.schedules import ReduceOnPlateau, Schedule
 from lecture_lib.surfaces import Surface
 
 
@@ -36,6 +37,7 @@ class Trajectory(NamedTuple):
     losses: jax.Array  # (steps+1,) loss at each iterate
     lrs: jax.Array  # (steps,) learning rate used by each step
     diverged_at: jax.Array  # int32: first step with a non-finite loss, -1 if none
+    state: Any = None  # the optimizer's final state (e.g. L-BFGS's count of pairs with s^T y <= 0)
 
 
 def _as_float32(x):
@@ -78,7 +80,7 @@ def _scan(opt, loss_fn, w0, steps, schedule, noise, key):
     carry, (ws, losses, lrs) = jax.lax.scan(step, carry0, (ts, xi))
     params = jnp.concatenate([w0[None], ws])
     losses = jnp.concatenate([loss0[None], losses])
-    return params, losses, jnp.broadcast_to(lrs, (steps,)).astype(jnp.float32), carry[-1]
+    return params, losses, jnp.broadcast_to(lrs, (steps,)).astype(jnp.float32), carry[-1], carry[1]
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "steps"))
@@ -90,8 +92,8 @@ def _run(opts, surface, x0, schedule, noise, key, *, fn, steps):
 
     out = []
     for opt in opts:
-        params, losses, lrs, diverged_at = _scan(opt, loss_fn, w0, steps, schedule, noise, key)
-        out.append(Trajectory(jax.vmap(unravel)(params), losses, lrs, diverged_at))
+        params, losses, lrs, diverged_at, state = _scan(opt, loss_fn, w0, steps, schedule, noise, key)
+        out.append(Trajectory(jax.vmap(unravel)(params), losses, lrs, diverged_at, state))
     return out
 
 
@@ -102,7 +104,11 @@ def _validate(opts, surface_or_fn, x0, steps, schedule, noise, key):
     if not callable(surface_or_fn):
         raise TypeError(f"surface_or_fn must be a Surface or a function of w, got {surface_or_fn!r}")
     steps = _checks.positive_int("steps", steps, array=False)
-    if schedule is not None and not callable(schedule):
+    if isinstance(schedule, ReduceOnPlateau):
+        raise TypeError(
+            "reduce_on_plateau is driven by a metric once per epoch: use it with ll.training.fit, not run"
+        )
+    if schedule is not None and not isinstance(schedule, Schedule):
         raise TypeError(
             f"schedule must be a step schedule from ll.schedules (called as schedule(t)), got {schedule!r}"
         )

@@ -196,3 +196,43 @@ BAD = [
 def test_bad_arguments(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+SCHEDULE_VARIANTS = {
+    # name: two parameter sets of the same schedule type (same shapes, other values)
+    "constant": (lambda S: S.constant(0.01), lambda S: S.constant(1)),
+    "step_decay": (lambda S: S.step_decay(0.01, 10), lambda S: S.step_decay(0.02, 3, gamma=0.5)),
+    "multistep": (lambda S: S.multistep(0.01, [5, 20]), lambda S: S.multistep(0.03, [2, 7], gamma=0.3)),
+    "exponential": (lambda S: S.exponential(0.01, 0.99), lambda S: S.exponential(0.001, 1.05)),
+    "inverse_time": (lambda S: S.inverse_time(0.01), lambda S: S.inverse_time(0.02, power=0.5, tau=3.0)),
+    "inverse_sqrt": (lambda S: S.inverse_sqrt(0.01), lambda S: S.inverse_sqrt(0.5)),
+    "linear": (lambda S: S.linear(0.01, 30), lambda S: S.linear(0.02, 10, end=0.001)),
+    "polynomial": (lambda S: S.polynomial(0.01, 30), lambda S: S.polynomial(0.02, 10, power=2.0, end=1e-3)),
+    "cosine": (lambda S: S.cosine(0.01, 30), lambda S: S.cosine(0.05, 12, lr_min=1e-3)),
+    "sgdr": (lambda S: S.sgdr(0.01, 10), lambda S: S.sgdr(0.02, 4, mult=2, lr_min=1e-4)),
+    "trapezoid": (lambda S: S.trapezoid(0.01, 40, 5, 10), lambda S: S.trapezoid(0.02, 30, 2, 20)),
+    "triangular": (lambda S: S.triangular(1e-3, 1e-2, 5), lambda S: S.triangular(1e-4, 0.1, 11)),
+    "warmup": (
+        lambda S: S.warmup(S.cosine(0.01, 40), 5),
+        lambda S: S.warmup(S.cosine(0.03, 20, lr_min=1e-3), 9, start=1e-3),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULE_VARIANTS)
+def test_a_schedule_drives_the_learning_rate_and_its_parameters_never_recompile(name, count_compiles):
+    S = ll.schedules
+    first, second = (make(S) for make in SCHEDULE_VARIANTS[name])
+    x0 = jnp.array([-1.2, 1.0])
+    traj = ll.run(O.momentum(0.1), QUAD, x0, 50, schedule=first)
+    np.testing.assert_allclose(np.asarray(traj.lrs), np.asarray(first(jnp.arange(50))), rtol=1e-6, atol=1e-9)
+    opt, surface, start = O.momentum(0.3, beta=0.5), ll.surfaces.quadratic(7.0), x0 + 1  # prepared first
+    with count_compiles() as c:
+        traj = ll.run(opt, surface, start, 50, schedule=second)
+    assert c.count == 0
+    np.testing.assert_allclose(np.asarray(traj.lrs), np.asarray(second(jnp.arange(50))), rtol=1e-6, atol=1e-9)
+
+
+def test_reduce_on_plateau_is_refused_by_run_with_a_pointer_to_fit():
+    with pytest.raises(TypeError, match="reduce_on_plateau is driven by a metric once per epoch"):
+        ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 5, schedule=ll.schedules.reduce_on_plateau(0.1))
