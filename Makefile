@@ -45,7 +45,7 @@ lab: $(STAMP)
 # counts as a failure).
 test: $(STAMP)
 	@rc=0; \
-	$(VENV)/bin/python -m pytest tests || rc=1; \
+	$(VENV)/bin/python -m pytest -n 2 tests || rc=1; \
 	$(JAX_CACHE_ENV) $(VENV)/bin/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 		notebooks || rc=1; \
 	exit $$rc

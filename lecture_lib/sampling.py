@@ -1,0 +1,73 @@
+r"""Minibatch orders: which samples each update sees.
+
+``idx, mask = batches(key, n, batch_size, epochs, order)`` returns int32 indices of shape
+``(epochs, m, b)`` with :math:`m = \lceil n/b \rceil` updates per epoch, and a boolean mask of the same
+shape that is False on the padding of a partial last batch (so the last batch averages only its real
+samples, and an epoch is exactly ``n`` samples). Orders:
+
+- ``"reshuffle"``: a new random permutation every epoch (sampling without replacement): the slides'
+  "randomly permute data" at the top of every epoch;
+- ``"fixed"``: one random permutation, reused for every epoch;
+- ``"sorted"``: the samples in their stored order, every epoch (no randomness: the order a careless loop
+  over a sorted file would give);
+- ``"replacement"``: every slot drawn independently and uniformly from all ``n`` samples.
+
+Shapes are static, so everything is jit- and vmap-able (over keys).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lecture_lib import _checks
+
+ORDERS = ("reshuffle", "fixed", "sorted", "replacement")
+
+
+def n_batches(n: int, batch_size: int) -> int:
+    """Updates per epoch, :math:`m = \\lceil n / b \\rceil`."""
+    return -(-n // batch_size)
+
+
+def check_order(order: str) -> str:
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got order={order!r}")
+    return order
+
+
+def _permutations(key, n: int, count: int):
+    # argsort of uniform keys: one batched sort for all epochs instead of `count` separate permutations
+    u = jax.random.uniform(key, (count, n))
+    return jnp.argsort(u, axis=1).astype(jnp.int32)
+
+
+def batches(key, n: int, batch_size: int, epochs: int, order: str = "reshuffle"):
+    """Indices ``(epochs, m, b)`` and mask for ``epochs`` passes over ``n`` samples in batches of ``b``."""
+    n = _checks.positive_int("n", n, array=False)
+    b = _checks.positive_int("batch_size", batch_size, array=False)
+    epochs = _checks.positive_int("epochs", epochs, array=False)
+    check_order(order)
+    if b > n:
+        raise ValueError(f"batch_size must be at most n={n}, got batch_size={b}")
+    if key is None and order not in ("sorted",):
+        raise ValueError(f"order={order!r} is random and needs a key: pass key=jax.random.key(seed)")
+    return _batches(key, n, b, epochs, order)
+
+
+def _batches(key, n: int, b: int, epochs: int, order: str):
+    """Unchecked core, for use inside jitted code (``n``, ``b``, ``epochs``, ``order`` static)."""
+    m = n_batches(n, b)
+    pad = m * b - n
+    if order == "replacement":
+        idx = jax.random.randint(key, (epochs, m * b), 0, n, dtype=jnp.int32)
+    else:
+        if order == "reshuffle":
+            perms = _permutations(key, n, epochs)
+        elif order == "fixed":
+            perms = jnp.broadcast_to(_permutations(key, n, 1), (epochs, n))
+        else:  # sorted
+            perms = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (epochs, n))
+        idx = jnp.concatenate([perms, jnp.zeros((epochs, pad), jnp.int32)], axis=1)
+    mask = jnp.broadcast_to(jnp.arange(m * b) < n, (epochs, m * b))
+    return idx.reshape(epochs, m, b), mask.reshape(epochs, m, b)

@@ -1,0 +1,72 @@
+"""Minibatch orders: shapes, masks, every-sample-once epochs, independence of replacement draws."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from lecture_lib import sampling
+
+
+@pytest.mark.parametrize("n,b", [(10, 1), (10, 3), (10, 10), (1437, 64)])
+@pytest.mark.parametrize("order", ["reshuffle", "fixed", "sorted"])
+def test_an_epoch_without_replacement_touches_every_sample_exactly_once(n, b, order):
+    idx, mask = sampling.batches(jax.random.key(1), n, b, 3, order)
+    m = -(-n // b)
+    assert idx.shape == mask.shape == (3, m, b) and idx.dtype == np.int32
+    idx, mask = np.asarray(idx), np.asarray(mask)
+    assert mask.sum(axis=(1, 2)).tolist() == [n] * 3
+    assert mask[:, :-1].all(), "only the last batch of an epoch may be partial"
+    for e in range(3):
+        assert sorted(idx[e][mask[e]].tolist()) == list(range(n))
+
+
+def test_orders_differ_as_documented():
+    idx, _ = sampling.batches(jax.random.key(0), 50, 5, 3, "reshuffle")
+    flat = np.asarray(idx).reshape(3, -1)
+    assert not np.array_equal(flat[0], flat[1]) and not np.array_equal(flat[1], flat[2])
+    idx, _ = sampling.batches(jax.random.key(0), 50, 5, 3, "fixed")
+    flat = np.asarray(idx).reshape(3, -1)
+    assert np.array_equal(flat[0], flat[1]) and not np.array_equal(flat[0], np.arange(50))
+    idx, _ = sampling.batches(None, 50, 5, 2, "sorted")
+    assert np.array_equal(np.asarray(idx).reshape(2, -1)[1], np.arange(50))
+
+
+def test_replacement_draws_each_slot_independently_and_uniformly():
+    n, b, epochs = 20, 4, 2000
+    idx, mask = sampling.batches(jax.random.key(3), n, b, epochs, "replacement")
+    draws = np.asarray(idx)[np.asarray(mask)]
+    counts = np.bincount(draws, minlength=n)
+    expected = len(draws) / n
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 45.3  # 99.9% quantile of chi-square with 19 degrees of freedom
+    # repeats inside an epoch happen, as with-replacement sampling must allow
+    distinct = [len(set(np.asarray(idx)[e].reshape(-1)[:n].tolist())) for e in range(epochs)]
+    # expected number of distinct samples among n draws: n(1 - (1 - 1/n)^n) = 12.83 for n = 20
+    assert np.mean(distinct) == pytest.approx(n * (1 - (1 - 1 / n) ** n), rel=0.02)
+
+
+def test_same_key_same_order_and_vmap_over_keys():
+    a, _ = sampling.batches(jax.random.key(7), 30, 4, 2)
+    b, _ = sampling.batches(jax.random.key(7), 30, 4, 2)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    keys = jax.random.split(jax.random.key(0), 5)
+    many, _ = jax.vmap(lambda k: sampling._batches(k, 30, 4, 2, "reshuffle"))(keys)
+    assert many.shape == (5, 2, 8, 4)
+
+
+@pytest.mark.parametrize(
+    "args,exc,match",
+    [
+        ((jax.random.key(0), 0, 1, 1), ValueError, r"n must be a positive integer, got n=0"),
+        ((jax.random.key(0), 10, 0, 1), ValueError, r"batch_size must be a positive integer, got batch_size=0"),
+        ((jax.random.key(0), 10, 11, 1), ValueError, r"batch_size must be at most n=10, got batch_size=11"),
+        ((jax.random.key(0), 10, 2, 1.5), TypeError, r"epochs must be a positive integer, got epochs=1\.5"),
+        ((jax.random.key(0), 10, 2, 1, "shuffled"), ValueError, r"order must be one of .*got order='shuffled'"),
+        ((None, 10, 2, 1, "reshuffle"), ValueError, r"order='reshuffle' is random and needs a key"),
+    ],
+)
+def test_bad_arguments(args, exc, match):
+    with pytest.raises(exc, match=match):
+        sampling.batches(*args)
