@@ -1,5 +1,11 @@
 """lecture_lib: the JAX library behind the "Training Neural Networks: Optimization II" companion."""
 
+from lecture_lib import _xla
+
+_xla.configure()  # before any JAX array exists: see _xla.py
+
+# ruff: noqa: E402
+
 from lecture_lib import curvature, optimizers, plots, schedules, second_order, surfaces
 from lecture_lib._cache import enable_compilation_cache
 from lecture_lib.trajectories import Trajectory, run, run_many

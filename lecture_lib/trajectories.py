@@ -37,7 +37,7 @@ class Trajectory(NamedTuple):
     losses: jax.Array  # (steps+1,) loss at each iterate
     lrs: jax.Array  # (steps,) learning rate used by each step
     diverged_at: jax.Array  # int32: first step with a non-finite loss, -1 if none
-    state: Any = None  # the optimizer's final state (e.g. L-BFGS's count of pairs with s^T y <= 0)
+    state: Any = None  # with return_state=True: the final optimizer state (e.g. L-BFGS's bad-pair count)
 
 
 def _as_float32(x):
@@ -83,8 +83,8 @@ def _scan(opt, loss_fn, w0, steps, schedule, noise, key):
     return params, losses, jnp.broadcast_to(lrs, (steps,)).astype(jnp.float32), carry[-1], carry[1]
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "steps"))
-def _run(opts, surface, x0, schedule, noise, key, *, fn, steps):
+@functools.partial(jax.jit, static_argnames=("fn", "steps", "return_state"))
+def _run(opts, surface, x0, schedule, noise, key, *, fn, steps, return_state):
     w0, unravel = ravel_pytree(x0)  # optimizers see one flat vector; results get the pytree back
 
     def loss_fn(w):
@@ -93,6 +93,7 @@ def _run(opts, surface, x0, schedule, noise, key, *, fn, steps):
     out = []
     for opt in opts:
         params, losses, lrs, diverged_at, state = _scan(opt, loss_fn, w0, steps, schedule, noise, key)
+        state = state if return_state else None  # every output array costs ~1 us a call
         out.append(Trajectory(jax.vmap(unravel)(params), losses, lrs, diverged_at, state))
     return out
 
@@ -118,11 +119,13 @@ def _validate(opts, surface_or_fn, x0, steps, schedule, noise, key):
         noise = None  # the noise-free version ignores it
     elif not _checks.is_traced(noise):
         noise = _checks.nonnegative("noise", noise)
-    if isinstance(x0, (list, tuple, int, float, np.ndarray, np.number)):
+    if isinstance(x0, jax.Array) and x0.dtype == jnp.float32:
+        pass  # the common case, kept cheap: run() is called on every slider move
+    elif isinstance(x0, (list, tuple, int, float, np.ndarray, np.number)):
         x0 = np.asarray(x0, np.float32)  # numbers or nested lists of numbers
     else:
         x0 = jax.tree.map(_as_float32, x0)
-    if isinstance(surface_or_fn, Surface) and np.shape(x0) != (2,):
+    if isinstance(surface_or_fn, Surface) and getattr(x0, "shape", None) != (2,):
         raise ValueError(f"x0 must have shape (2,) on a 2-D surface, got shape {np.shape(x0)}")
     return x0, steps, noise
 
@@ -136,6 +139,7 @@ def run(
     schedule=None,
     noise=0.0,
     key=None,
+    return_state: bool = False,
 ) -> Trajectory:
     """Run ``opt`` for ``steps`` steps on a surface (or any scalar function of ``x0``'s pytree).
 
@@ -148,14 +152,25 @@ def run(
       schedule: optional ``ll.schedules`` schedule; its ``schedule(t)`` replaces the optimizer's lr at step t.
       noise: standard deviation of Gaussian noise added to every gradient coordinate (needs ``key``).
       key: a ``jax.random.key``; the noise for all steps is drawn from it up front.
+      return_state: also return the optimizer's final state as ``traj.state`` (else ``None``).
 
     Works under ``jax.vmap`` over learning rates, seeds, starting points and surface parameters.
     """
-    return run_many([opt], surface_or_fn, x0, steps, schedule=schedule, noise=noise, key=key)[0]
+    return run_many(
+        (opt,), surface_or_fn, x0, steps, schedule=schedule, noise=noise, key=key, return_state=return_state
+    )[0]
 
 
 def run_many(
-    opts: Sequence[Optimizer], surface_or_fn, x0, steps: int, *, schedule=None, noise=0.0, key=None
+    opts: Sequence[Optimizer],
+    surface_or_fn,
+    x0,
+    steps: int,
+    *,
+    schedule=None,
+    noise=0.0,
+    key=None,
+    return_state: bool = False,
 ) -> list[Trajectory]:
     """Several optimizers (of any types) from the same start in one compiled call, as a race panel needs."""
     opts = tuple(opts)
@@ -164,4 +179,4 @@ def run_many(
         surface, fn = surface_or_fn, None
     else:
         surface, fn = None, surface_or_fn
-    return _run(opts, surface, x0, schedule, noise, key, fn=fn, steps=steps)
+    return _run(opts, surface, x0, schedule, noise, key, fn=fn, steps=steps, return_state=bool(return_state))

@@ -60,10 +60,18 @@ def test_same_key_same_order_and_vmap_over_keys():
     "args,exc,match",
     [
         ((jax.random.key(0), 0, 1, 1), ValueError, r"n must be a positive integer, got n=0"),
-        ((jax.random.key(0), 10, 0, 1), ValueError, r"batch_size must be a positive integer, got batch_size=0"),
+        (
+            (jax.random.key(0), 10, 0, 1),
+            ValueError,
+            r"batch_size must be a positive integer, got batch_size=0",
+        ),
         ((jax.random.key(0), 10, 11, 1), ValueError, r"batch_size must be at most n=10, got batch_size=11"),
         ((jax.random.key(0), 10, 2, 1.5), TypeError, r"epochs must be a positive integer, got epochs=1\.5"),
-        ((jax.random.key(0), 10, 2, 1, "shuffled"), ValueError, r"order must be one of .*got order='shuffled'"),
+        (
+            (jax.random.key(0), 10, 2, 1, "shuffled"),
+            ValueError,
+            r"order must be one of .*got order='shuffled'",
+        ),
         ((None, 10, 2, 1, "reshuffle"), ValueError, r"order='reshuffle' is random and needs a key"),
     ],
 )
