@@ -6,13 +6,28 @@ _xla.configure()  # before any JAX array exists: see _xla.py
 
 # ruff: noqa: E402
 
-from lecture_lib import curvature, optimizers, plots, schedules, second_order, surfaces
+from lecture_lib import (
+    curvature,
+    data,
+    models,
+    optimizers,
+    plots,
+    sampling,
+    schedules,
+    second_order,
+    surfaces,
+    training,
+)
 from lecture_lib._cache import enable_compilation_cache
 from lecture_lib.trajectories import Trajectory, run, run_many
 
 __all__ = [
     "Trajectory",
     "curvature",
+    "data",
+    "models",
+    "sampling",
+    "training",
     "enable_compilation_cache",
     "optimizers",
     "plots",
