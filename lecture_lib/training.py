@@ -51,10 +51,8 @@ class History(NamedTuple):
         if cost.ndim != 1:
             raise ValueError("log() needs the history of one run; index a vmapped history first")
         epochs = len(cost)
-        lines = [
-            f"Finished epoch {e + 1} / {epochs}: cost {cost[e]:f}, train: {tr[e]:f}, val {va[e]:f}, lr {lr[e]:e}"
-            for e in range(epochs)
-        ]
+        line = "Finished epoch {} / {}: cost {:f}, train: {:f}, val {:f}, lr {:e}"
+        lines = [line.format(e + 1, epochs, cost[e], tr[e], va[e], lr[e]) for e in range(epochs)]
         lines.append(f"finished optimization. best validation accuracy: {np.nanmax(va):f}")
         return "\n".join(lines)
 
