@@ -18,12 +18,13 @@ JAX_CACHE_ENV = JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax_cache \
 # pip warns about every unusable find-links location; drop those lines, keep everything else and pip's exit code.
 PIP_QUIET = 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 
-.PHONY: help venv lab test format clean
+.PHONY: help venv lab test format clean student
 
 help:
 	@echo "make lab     set up .venv if needed, then open the notebooks in JupyterLab"
 	@echo "make test    set up .venv if needed, then run tests/ and every notebook (nbval)"
 	@echo "make format  strip notebook outputs (nbstripout), ruff format, ruff check --fix"
+	@echo "make student write student copies of the notebooks (answers replaced by stubs) into student/"
 	@echo "make venv    create .venv and install the package with its [test] extra (PY=$(PY))"
 	@echo "make clean   remove .venv and caches"
 
@@ -57,6 +58,9 @@ ifneq ($(NOTEBOOK_FILES),)
 endif
 	$(VENV)/bin/python -m ruff format $(SRC)
 	$(VENV)/bin/python -m ruff check --fix $(SRC)
+
+student: $(STAMP)
+	$(VENV)/bin/python -m lecture_lib.student notebooks student
 
 clean:
 	rm -rf $(VENV) .jax_cache .pytest_cache .ruff_cache build *.egg-info
