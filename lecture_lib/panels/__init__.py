@@ -1,6 +1,16 @@
-"""Interactive panels: ``PANELS[name]()`` builds one with its defaults (see ``base.Panel``)."""
+"""Interactive panels: ``PANELS[name]()`` builds one with its defaults (see ``base.Panel``).
 
-from lecture_lib.panels import race
+Every module of this package registers its panels on import; they are all imported here, so a new panel
+module needs no edit of this file.
+"""
+
+import importlib
+import pkgutil
+
 from lecture_lib.panels.base import PANELS, Panel, register
 
-__all__ = ["PANELS", "Panel", "register", "race"]
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["PANELS", "Panel", "register"]
