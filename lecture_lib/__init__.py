@@ -9,6 +9,7 @@ _xla.configure()  # before any JAX array exists: see _xla.py
 from lecture_lib import (
     curvature,
     data,
+    experiments,
     models,
     optimizers,
     plots,
@@ -25,6 +26,7 @@ __all__ = [
     "Trajectory",
     "curvature",
     "data",
+    "experiments",
     "models",
     "sampling",
     "training",
