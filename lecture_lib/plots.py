@@ -28,6 +28,13 @@ def color(label: str) -> str:
     return COLORS.get(label, "#444444")
 
 
+def rgba(hex_color: str, alpha: float) -> str:
+    """``'#RRGGBB'`` with an opacity, for band fills."""
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def base_layout(title: str, **kwargs) -> dict:
     """Layout shared by every figure: title, large fonts, white background, legend on top."""
     layout = dict(
