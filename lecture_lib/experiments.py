@@ -1,13 +1,14 @@
 """The experiments behind the lecture's claims, one place to find them.
 
 Each is a pure function returning arrays, with the claim it measures in its docstring, and each claim is
-checked by a test. They live in two modules of one theme each:
+checked by a test. They live in three modules of one theme each:
 
 - ``experiments_sgd``: the variance of the batch error against b, the empirical risk as an unbiased estimate,
   SGD on a noisy quadratic (noise ball, Robbins–Monro rates), batch vs SGD vs minibatch at equal gradient
   evaluations, sampling orders;
 - ``experiments_lr``: the learning-rate sweep on the two-layer net, Smith's range test, the linear scaling
-  rule, increasing the batch instead of decaying the rate, Wilson et al.'s construction, minibatch L-BFGS.
+  rule, increasing the batch instead of decaying the rate;
+- ``experiments_recap``: Wilson et al.'s construction (adaptive methods generalise worse), minibatch L-BFGS.
 """
 
 from lecture_lib.experiments_lr import (
@@ -15,11 +16,10 @@ from lecture_lib.experiments_lr import (
     linear_scaling,
     lr_range_test,
     lr_sweep,
-    minibatch_lbfgs,
     scaling_warmup,
     suggest_range,
-    wilson,
 )
+from lecture_lib.experiments_recap import minibatch_lbfgs, wilson
 from lecture_lib.experiments_sgd import (
     batch_error_variance,
     batch_vs_sgd,

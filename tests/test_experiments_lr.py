@@ -1,4 +1,4 @@
-"""experiments_lr.py: the learning-rate claims with papers.md's check specs (§1, §2, §6, §7, §8).
+"""experiments_lr.py and experiments_recap.py: the claims with papers.md's check specs (§1, §2, §6, §7, §8).
 
 Each test runs one experiment at the spec's size (seconds on a 2-core CPU, mostly compilation) and asserts the
 claim with the spec's tolerance; where a number of papers.md's prototype does not reproduce, the comment says
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import lecture_lib.experiments_lr as E
+import lecture_lib.experiments_recap as R
 
 
 def test_lr_sweep_orders_too_low_learns_diverges():
@@ -80,7 +81,7 @@ def test_batch_increase_matches_rate_decay_with_fewer_updates():
 
 
 def test_wilson_adaptive_methods_generalise_worse():
-    r = E.wilson(seed=9)  # n=40, 400 test, p=0.6, 3000 full-batch steps, float32
+    r = R.wilson(seed=9)  # n=40, 400 test, p=0.6, 3000 full-batch steps, float32
     assert (r.seed, r.n_pos, r.n_neg) == (
         10,
         23,
@@ -94,7 +95,7 @@ def test_wilson_adaptive_methods_generalise_worse():
 
 
 def test_minibatch_lbfgs_naive_pairs_are_noisy_same_batch_pairs_never():
-    r = E.minibatch_lbfgs()  # n=4000, d=50, lambda=1e-3, B=32, memory 10, 5 epochs, 3 seeds
+    r = R.minibatch_lbfgs()  # n=4000, d=50, lambda=1e-3, B=32, memory 10, 5 epochs, 3 seeds
     naive, same = r.bad_share
     np.testing.assert_array_equal(same, 0.0)  # exactly: every batch loss is convex
     # papers.md §6 expects >= 0.25 at every rate (0.95 / 0.86 / 0.29). Measured here 0.32-0.45 at .01/.05 but
@@ -123,10 +124,10 @@ def test_minibatch_lbfgs_naive_pairs_are_noisy_same_batch_pairs_never():
         (lambda: E.linear_scaling(lr=-1.0), "lr must be positive and finite"),
         (lambda: E.scaling_warmup(0.1, 0, 10), "k must be a positive integer"),
         (lambda: E.batch_increase(factor=100), "the last batch size"),
-        (lambda: E.wilson(p=0.4), r"p must be in \(0.5, 1\)"),
-        (lambda: E.wilson(lrs=(None, 0.1)), "lrs must give one rate per method"),
-        (lambda: E.minibatch_lbfgs(batch_size=5000), "batch_size must be at most n=4000"),
-        (lambda: E.minibatch_lbfgs(lrs=[]), "lrs must be a non-empty"),
+        (lambda: R.wilson(p=0.4), r"p must be in \(0.5, 1\)"),
+        (lambda: R.wilson(lrs=(None, 0.1)), "lrs must give one rate per method"),
+        (lambda: R.minibatch_lbfgs(batch_size=5000), "batch_size must be at most n=4000"),
+        (lambda: R.minibatch_lbfgs(lrs=[]), "lrs must be a non-empty"),
     ],
 )
 def test_bad_arguments(call, match):
