@@ -1,0 +1,20 @@
+"""The curvature benchmark stays runnable; its torch reference Hessian equals ours (checked inside)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_curvature.py"
+
+
+def test_bench_curvature_quick_runs_and_reports_every_size(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_curvature", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "report.md"
+    report = bench.main(["--sizes", "30", "60", "--markdown", str(out)])
+    rows = [line for line in report.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [int(r.split("|")[1]) for r in rows] == [31, 61]
+    assert "fitted log-log slopes" in report and "4 TB" in report
+    assert out.read_text().strip() == report.strip()
