@@ -98,3 +98,14 @@ def test_surface_parameters_work_under_vmap():
 def test_bad_arguments(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
+
+
+def test_classes_with_the_same_fields_never_share_compiled_code():
+    # register_dataclass made the structures of constant(lr) and inverse_sqrt(lr) compare equal, and jit
+    # then ran one's compiled code for the other; the class is now part of the structure
+    S, O = ll.schedules, ll.optimizers
+    assert jax.tree.structure(S.constant(0.1)) != jax.tree.structure(S.inverse_sqrt(0.1))
+    assert jax.tree.structure(O.adagrad(0.1)) != jax.tree.structure(O.newton())
+    f = jax.jit(lambda s: s(jnp.int32(4)))
+    assert float(f(S.inverse_sqrt(0.01))) == pytest.approx(0.005)
+    assert float(f(S.constant(0.01))) == pytest.approx(0.01)
