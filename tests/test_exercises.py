@@ -99,3 +99,53 @@ def test_student_notebooks_are_written(tmp_path):
     assert student.main([str(tmp_path / "src"), str(tmp_path / "out")]) == 0
     out = json.loads((tmp_path / "out" / "x.ipynb").read_text())
     assert "".join(out["cells"][0]["source"]) == 'def g():\n    raise NotImplementedError("your code here")\n'
+
+
+def sgd_epoch_reference(w, X, y, eta, order):
+    w = np.array(w, float)
+    for i in order:
+        w = w - eta * (X[i] @ w - y[i]) * X[i]
+    return w
+
+
+def sgd_epoch_batch(w, X, y, eta, order):
+    return w - eta * X.T @ (X @ w - y) / len(y)
+
+
+def decaying_reference(grad, w0, eta0, tau, steps):
+    w = np.array(w0, float)
+    for k in range(steps):
+        w = w - eta0 / (1 + k / tau) * grad(w)
+    return w
+
+
+def decaying_constant(grad, w0, eta0, tau, steps):
+    w = np.array(w0, float)
+    for _ in range(steps):
+        w = w - eta0 * grad(w)
+    return w
+
+
+@pytest.mark.parametrize(
+    "check,good,bad,match",
+    [
+        (E.check_sgd_epoch, sgd_epoch_reference, sgd_epoch_batch, "that is one batch update"),
+        (E.check_decaying_sgd, decaying_reference, decaying_constant, "does not shrink"),
+        (
+            E.check_minibatches,
+            lambda perm, b: [perm[i : i + b] for i in range(0, len(perm), b)],
+            lambda perm, b: [perm[i * b : (i + 1) * b] for i in range(len(perm) // b)],
+            "dropped the last, partial batch",
+        ),
+        (
+            E.check_batch_variance,
+            lambda v, b, n, replace: v / b if replace else v / b * (n - b) / (n - 1),
+            lambda v, b, n, replace: v / b,
+            "finite-population factor",
+        ),
+    ],
+)
+def test_notebook_03_to_06_checkers(check, good, bad, match):
+    assert "correct" in check(good)
+    with pytest.raises(E.ExerciseError, match=match):
+        check(bad)
