@@ -549,3 +549,52 @@ class BatchMemory(Panel):
             f"{c['model'].value}: weights alone {mem['weights'][0] / 1e9:.3g} GB; "
             f"largest power-of-2 batch within {budget:.3g} GB: <b>{b_max:,}</b>"
         )
+
+
+# ---- loss against wall-clock time ------------------------------------------------------------------------
+
+# (batch size, learning rate, epochs): each stable for its b, each taking tens of milliseconds here
+WALLCLOCK_RUNS = ((1, 0.01, 4), (32, 0.1, 20), (1437, 1.0, 100))
+
+
+def wallclock_curves(runs=WALLCLOCK_RUNS, repeats=3, seed=0):
+    """Train the 64-50-10 net on digits with SGD for each (b, η, epochs); returns ``{b: (seconds, cost)}``:
+    the training cost after each epoch against the wall-clock time at which that epoch ended (the best of
+    ``repeats`` timed runs after a compiling one, spread evenly over the epochs)."""
+    digits, model = data.digits(seed=0), models.mlp([64, 50, 10])
+    out = {}
+    for b, lr, epochs in runs:
+
+        def go(b=b, lr=lr, epochs=epochs):
+            return training.fit(
+                model, digits, O.sgd(lr), epochs=epochs, batch_size=b, key=jax.random.key(seed)
+            ).cost.block_until_ready()
+
+        cost = np.asarray(go())
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            go()
+            best = min(best, time.perf_counter() - t0)
+        out[b] = (best * np.arange(1, epochs + 1) / epochs, cost)
+    return out
+
+
+def cost_at(curves, b, seconds):
+    """Training cost of run ``b`` at a wall-clock budget: its last epoch that ended within ``seconds``."""
+    t, cost = curves[b]
+    done = t <= seconds
+    return float(cost[done][-1]) if done.any() else math.inf
+
+
+def wallclock_figure(curves) -> go.FigureWidget:
+    fig = go.Figure()
+    colors = (BATCH_COLORS["b = 1"], BATCH_COLORS["chosen"], BATCH_COLORS["b = n"])
+    for (b, (t, cost)), color in zip(curves.items(), colors, strict=False):
+        fig.add_trace(
+            go.Scatter(x=1e3 * t, y=cost, mode="lines+markers", line=dict(color=color), name=f"b = {b}")
+        )
+    fig.update_layout(**plots.base_layout("Training cost against wall-clock time (digits, 64-50-10, SGD)"))
+    fig.update_xaxes(title_text="wall-clock time (ms, this machine)")
+    fig.update_yaxes(title_text="training cost after the epoch", type="log")
+    return go.FigureWidget(fig)
