@@ -19,7 +19,7 @@ def snapshot(panel) -> str:
 
 def candidate_values(control):
     """Values to move a control to: its extremes and a middle value, different from the current one."""
-    if isinstance(control, widgets.Dropdown):
+    if isinstance(control, (widgets.Dropdown, widgets.SelectionSlider)):
         values = [o[1] if isinstance(o, tuple) else o for o in control.options]
     elif isinstance(control, widgets.FloatLogSlider):
         values = [

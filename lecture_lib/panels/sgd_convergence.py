@@ -238,12 +238,12 @@ class RobbinsMonro(Panel):
     def build(self):
         self.runs = robbins_monro_runs()
         c = self.controls
-        c["schedule"] = widgets.Dropdown(
+        c["schedule"] = widgets.SelectionSlider(  # p from 1/4 to 1, then exponential decay
             options=list(SCHEDULE_NAMES),
             value="η₀/(1+k/τ)^p, p = 1",
             description="step sizes η_k",
             style={"description_width": "120px"},
-            layout=widgets.Layout(width="420px"),
+            layout=widgets.Layout(width="520px"),
         )
         self.verdict = widgets.HTML()
         fig = make_subplots(
