@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lecture_lib import data, plots, sampling
+from lecture_lib.experiments_recap import logistic_optimum
 from lecture_lib.panels.base import Panel, register
 from lecture_lib.second_order import C1, MAX_TRIALS, MIN_CURVATURE, SHRINK, two_loop
 
@@ -59,16 +60,7 @@ def loss_fn(x, y, lam, keep=None):
 
 def optimum(p: Problem) -> float:
     """F* by Newton's method in float64 NumPy (a reference independent of the code under test)."""
-    x, y, lam = np.asarray(p.x, np.float64), np.asarray(p.y, np.float64), float(p.lam)
-    w = np.zeros(x.shape[1])
-    for _ in range(50):
-        q = 0.5 * (1 + np.tanh(0.5 * (x @ w)))  # the sigmoid, without overflow
-        g = x.T @ (q - y) / len(y) + lam * w
-        if np.linalg.norm(g) < 1e-13:
-            break
-        w = w - np.linalg.solve((x.T * (q * (1 - q))) @ x / len(y) + lam * np.eye(w.size), g)
-    z = x @ w
-    return float(np.mean(np.logaddexp(0, z) - y * z) + 0.5 * lam * w @ w)
+    return logistic_optimum(p.x, p.y, float(p.lam))
 
 
 @functools.cache
