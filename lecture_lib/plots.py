@@ -35,6 +35,12 @@ def rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def band_traces(hex_color: str, alpha: float = 0.2) -> tuple[go.Scatter, go.Scatter]:
+    """An empty band: its lower edge, then its upper edge filled down to it (set both traces' x and y)."""
+    edge = dict(mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
+    return go.Scatter(**edge), go.Scatter(**edge, fill="tonexty", fillcolor=rgba(hex_color, alpha))
+
+
 def base_layout(title: str, **kwargs) -> dict:
     """Layout shared by every figure: title, large fonts, white background, legend on top."""
     layout = dict(

@@ -107,23 +107,8 @@ class LRSensitivity(Panel):
         for label in FACTORIES:  # 6 traces each: band low, band high, mean; then the same on the right
             col = plots.color(label)
             for col_idx in (1, 2):
-                fig.add_trace(
-                    go.Scatter(mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip"),
-                    row=1,
-                    col=col_idx,
-                )
-                fig.add_trace(
-                    go.Scatter(
-                        mode="lines",
-                        line=dict(width=0),
-                        fill="tonexty",
-                        fillcolor=plots.rgba(col, 0.2),
-                        showlegend=False,
-                        hoverinfo="skip",
-                    ),
-                    row=1,
-                    col=col_idx,
-                )
+                for edge in plots.band_traces(col):
+                    fig.add_trace(edge, row=1, col=col_idx)
                 fig.add_trace(
                     go.Scatter(
                         mode="lines+markers",

@@ -164,21 +164,8 @@ class NoiseFan(Panel):
                 row=1,
                 col=1,
             )
-            fig.add_trace(  # band: lower edge, then upper edge filled down to it
-                go.Scatter(mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip"), row=1, col=2
-            )
-            fig.add_trace(
-                go.Scatter(
-                    mode="lines",
-                    line=dict(width=0),
-                    fill="tonexty",
-                    fillcolor=plots.rgba(col, 0.2),
-                    showlegend=False,
-                    hoverinfo="skip",
-                ),
-                row=1,
-                col=2,
-            )
+            for edge in plots.band_traces(col):  # the 10–90 % band
+                fig.add_trace(edge, row=1, col=2)
             fig.add_trace(
                 go.Scatter(mode="lines", line=dict(color=col, width=2.5), showlegend=False), row=1, col=2
             )
