@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_curvature.py"
+from conftest import load_benchmark
 
 
 def test_bench_curvature_quick_runs_and_reports_every_size(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_curvature", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench_curvature")
     out = tmp_path / "report.md"
     report = bench.main(["--sizes", "30", "60", "--markdown", str(out)])
     rows = [line for line in report.splitlines() if line.startswith("| ") and line[2].isdigit()]

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_training", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    yield load_benchmark("bench_training")
+    sys.modules.pop("bench_training", None)
 
 
 def test_training_benchmark_runs_and_every_implementation_agrees(bench, tmp_path, capsys):
-    pytest.importorskip("optax")
-    pytest.importorskip("torch")
     markdown = tmp_path / "bench.md"
     argv = ["--quick", "--epochs", "1", "--draws", "200", "--repeats", "1", "--optimizers", "sgd"]
     result = bench.main([*argv, "--markdown", str(markdown)])
