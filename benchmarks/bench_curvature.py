@@ -2,7 +2,7 @@
 Hessian-vector product (HVP) for n = 100 ... 1,600 weights, with fitted log-log slopes, against
 ``torch.autograd.functional.hessian`` on the same network.
 
-The network and the timing are those of notebook 01 (``lecture_lib.panels.hessian_cost``): a one-hidden-layer
+The network and the timing are those of notebook 01 (``lecture_lib.hessian_cost``): a one-hidden-layer
 tanh net on a fixed batch, so one loss evaluation costs O(n). Run ``python benchmarks/bench_curvature.py``
 (``--quick`` for three small sizes, ``--markdown PATH`` to save the table).
 """
@@ -18,7 +18,7 @@ import time
 import jax
 import numpy as np
 
-from lecture_lib.panels import hessian_cost as hc
+from lecture_lib import hessian_cost as hc
 
 try:
     import torch
