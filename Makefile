@@ -18,11 +18,14 @@ JAX_CACHE_ENV = JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax_cache \
 # pip warns about every unusable find-links location; drop those lines, keep everything else and pip's exit code.
 PIP_QUIET = 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 
-.PHONY: help venv lab test format clean student
+.PHONY: help venv lab test present site bench format clean student
 
 help:
 	@echo "make lab     set up .venv if needed, then open the notebooks in JupyterLab"
 	@echo "make test    set up .venv if needed, then run tests/ and every notebook (nbval)"
+	@echo "make present start Voila on 127.0.0.1: the notebooks as apps, code hidden, projector fonts, offline"
+	@echo "make site    build static, offline HTML pages of every notebook into site/"
+	@echo "make bench   run benchmarks/ and write the performance table (QUICK=1: under a minute)"
 	@echo "make format  strip notebook outputs (nbstripout), ruff format, ruff check --fix"
 	@echo "make student write student copies of the notebooks (answers replaced by stubs) into student/"
 	@echo "make venv    create .venv and install the package with its [test] extra (PY=$(PY))"
@@ -50,6 +53,16 @@ test: $(STAMP)
 	$(JAX_CACHE_ENV) $(VENV)/bin/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 		notebooks || rc=1; \
 	exit $$rc
+
+# Voila with the project's offline template (share/jupyter/voila/templates/, found through JUPYTER_PATH).
+present: $(STAMP)
+	$(JAX_CACHE_ENV) JUPYTER_PATH=$(CURDIR)/share/jupyter $(VENV)/bin/python -m lecture_lib.present notebooks
+
+site: $(STAMP)
+	$(JAX_CACHE_ENV) $(VENV)/bin/python -m lecture_lib.site notebooks site
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/run.py $(if $(QUICK),--quick)
 
 # ruff check runs last: what it cannot fix stops make with the list of findings.
 format: $(STAMP)
