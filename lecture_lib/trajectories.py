@@ -46,9 +46,9 @@ def _as_float32(x):
     return np.asarray(x, np.float32)
 
 
-def _scan(opt, loss_fn, w0, steps, schedule, noise, key):
+def _scan(opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad=None):
     """The whole run; ``w0`` is a flat float32 vector."""
-    value_and_grad = jax.value_and_grad(loss_fn)
+    value_and_grad = value_and_grad or jax.value_and_grad(loss_fn)
     if key is None:
         xi = jnp.zeros((steps, 0), w0.dtype)  # noise-free run: nothing drawn, nothing added
     else:
@@ -92,9 +92,13 @@ def _run(opts, surface, x0, schedule, noise, key, *, fn, steps, return_state):
     def loss_fn(w):
         return (surface if fn is None else fn)(unravel(w))
 
+    # on a surface (w0 is its own flat vector), value and gradient come from one switch per step
+    value_and_grad = surface.value_and_grad if fn is None else None
     out = []
     for opt in opts:
-        params, losses, lrs, diverged_at, state = _scan(opt, loss_fn, w0, steps, schedule, noise, key)
+        params, losses, lrs, diverged_at, state = _scan(
+            opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad
+        )
         state = state if return_state else None  # every output array costs ~1 us a call
         out.append(Trajectory(jax.vmap(unravel)(params), losses, lrs, diverged_at, state))
     return out

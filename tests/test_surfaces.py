@@ -109,3 +109,21 @@ def test_classes_with_the_same_fields_never_share_compiled_code():
     f = jax.jit(lambda s: s(jnp.int32(4)))
     assert float(f(S.inverse_sqrt(0.01))) == pytest.approx(0.005)
     assert float(f(S.constant(0.01))) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("name", S.NAMES)
+def test_value_and_grad_method_equals_autodiff_and_finite_differences(name):
+    s = S.SURFACES[name]
+    (x0, x1), (y0, y1) = s.bounds
+    w = jax.random.uniform(jax.random.key(3), (8, 2), minval=jnp.array([x0, y0]), maxval=jnp.array([x1, y1]))
+    for wi in w:
+        value, grad = s.value_and_grad(wi)
+        ref_value, ref_grad = jax.value_and_grad(s)(wi)
+        # the same formulas; XLA may fuse them differently, so equal to a few float32 ulps
+        np.testing.assert_allclose(value, ref_value, rtol=1e-6)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-6, atol=1e-6)
+        # central differences in float64 on the closed form, independent of autodiff
+        f = lambda p: float(s(jnp.asarray(p, jnp.float32)))
+        h = 1e-2 * max(1.0, float(np.abs(wi).max()))
+        fd = [(f(wi + h * e) - f(wi - h * e)) / (2 * h) for e in np.eye(2, dtype=np.float32)]
+        np.testing.assert_allclose(grad, fd, rtol=2e-2, atol=2e-2 * max(1.0, abs(float(value))) ** 0.5)
