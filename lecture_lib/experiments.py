@@ -1,13 +1,15 @@
 """The experiments behind the lecture's claims, one place to find them.
 
 Each is a pure function returning arrays, with the claim it measures in its docstring, and each claim is
-checked by a test. They live in three modules of one theme each:
+checked by a test. They live in modules of one theme each:
 
 - ``experiments_sgd``: the variance of the batch error against b, the empirical risk as an unbiased estimate,
   SGD on a noisy quadratic (noise ball, Robbins–Monro rates), batch vs SGD vs minibatch at equal gradient
   evaluations, sampling orders;
 - ``experiments_lr``: the learning-rate sweep on the two-layer net, Smith's range test, the linear scaling
   rule, increasing the batch instead of decaying the rate;
+- ``experiments_monitoring``: the learning-rate × epochs grid and its usable range, Smith's range test on the
+  two-layer net, the loss-curve gallery ("what is wrong with this run?"), EMA smoothing;
 - ``experiments_recap``: Wilson et al.'s construction (adaptive methods generalise worse), minibatch L-BFGS.
 """
 
@@ -19,6 +21,7 @@ from lecture_lib.experiments_lr import (
     scaling_warmup,
     suggest_range,
 )
+from lecture_lib.experiments_monitoring import ema, gallery, grid_sweep, usable_range
 from lecture_lib.experiments_recap import minibatch_lbfgs, wilson
 from lecture_lib.experiments_sgd import (
     batch_error_variance,
@@ -37,7 +40,10 @@ __all__ = [
     "batch_error_variance",
     "batch_increase",
     "batch_vs_sgd",
+    "ema",
     "empirical_risks",
+    "gallery",
+    "grid_sweep",
     "linear_scaling",
     "loglog_slope",
     "lr_range_test",
@@ -51,5 +57,6 @@ __all__ = [
     "theorem_4_6_bound",
     "theorem_4_7_nu",
     "time_per_epoch",
+    "usable_range",
     "wilson",
 ]

@@ -82,6 +82,18 @@ class LRSweep(NamedTuple):
     usable: tuple  # (lowest, highest) rate at which every seed learns; nan if none
 
 
+@functools.lru_cache(maxsize=8)
+def _lr_sweep_fn(model, epochs, batch_size):
+    # one jitted function per shape: a new closure on every call would compile again (about 3 s) each time
+    d = data.digits(seed=0)
+
+    def one(eta, key):
+        h = training.fit(model, d, optimizers.sgd(eta), epochs=epochs, batch_size=batch_size, key=key)
+        return h.loss[0], h.cost, h.val_acc[-1], h.diverged_at >= 0
+
+    return jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))
+
+
 def lr_sweep(lrs=None, *, seeds=3, epochs=10, batch_size=64, init_scale=1e-4, seed=0) -> LRSweep:
     r"""SGD on the 64-50-10 net (digits, weights ``init_scale``·randn) over a log grid of rates, vmapped.
 
@@ -90,15 +102,9 @@ def lr_sweep(lrs=None, *, seeds=3, epochs=10, batch_size=64, init_scale=1e-4, se
     ≤ ½ ln 10 for every seed); the regimes are ordered by rate. ``usable``: where every seed learns.
     """
     lrs = _rates("lrs", 10.0 ** np.arange(-6.0, 6.5, 0.5) if lrs is None else lrs)
-    keys, d = _keys(seed, seeds), data.digits(seed=0)
-    model = models.mlp([64, 50, 10], init_scale=init_scale)
-
-    def one(eta, key):
-        h = training.fit(model, d, optimizers.sgd(eta), epochs=epochs, batch_size=batch_size, key=key)
-        return h.loss[0], h.cost, h.val_acc[-1], h.diverged_at >= 0
-
-    sweep = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))
-    loss0, cost, acc, div = (np.asarray(a) for a in sweep(jnp.asarray(lrs, jnp.float32), keys))
+    model = models.mlp([64, 50, 10], init_scale=init_scale)  # checks init_scale
+    sweep = _lr_sweep_fn(model, _pint("epochs", epochs), _pint("batch_size", batch_size))
+    loss0, cost, acc, div = (np.asarray(a) for a in sweep(jnp.asarray(lrs, jnp.float32), _keys(seed, seeds)))
     final, ln10 = np.where(div, np.inf, cost[..., -1].astype(np.float64)), math.log(10)
     masks = [div.any(1), (final >= 0.99 * ln10).all(1), (final <= 0.5 * ln10).all(1)]
     regime = np.select(masks, [3, 0, 2], default=1)

@@ -140,3 +140,119 @@ def test_bad_argument_types():
         E.lr_range_test(steps=2.5)
     with pytest.raises(TypeError, match="seed must be a non-negative integer"):
         E.batch_increase(seed="0")
+
+
+# ---- experiments_monitoring: the notebook 07 experiments on the two-layer net ----------------------------
+
+import lecture_lib.experiments_monitoring as M  # noqa: E402
+
+
+def test_ema_is_the_debiased_recursion_and_stops_at_the_first_nonfinite_value():
+    rng = np.random.default_rng(0)
+    x = rng.random(50)
+    for beta in (0.0, 0.5, 0.9, 0.99):
+        s, ref = 0.0, []
+        for t, v in enumerate(x, start=1):
+            s = beta * s + (1 - beta) * v
+            ref.append(s / (1 - beta**t))
+        np.testing.assert_allclose(M.ema(x, beta), ref, rtol=1e-12)
+    np.testing.assert_allclose(M.ema(np.full(7, 2.5), 0.9), 2.5, rtol=1e-12)  # a constant stays put
+    y = x.copy()
+    y[20] = np.inf
+    out = M.ema(y, 0.9)
+    np.testing.assert_allclose(out[:20], M.ema(x[:20], 0.9)) and np.testing.assert_array_equal(
+        out[20:], np.nan
+    )
+    assert M.first_nonfinite(y) == 20 and M.first_nonfinite(x) == -1
+
+
+def test_usable_range_needs_every_seed_to_learn():
+    lrs = np.array([1e-3, 1e-2, 1e-1, 1.0, 10.0])
+    cost = np.array([[2.3, 2.3], [1.5, 0.9], [0.3, 0.4], [0.1, np.nan], [np.nan, np.nan]])
+    assert M.usable_range(lrs, cost) == (1e-1, 1e-1)  # 1e-2: one seed above ln10/2; 1.0: one seed diverged
+    assert M.usable_range(lrs, cost[:, 1], fraction=0.5) == (1e-2, 1e-1)
+    assert all(np.isnan(M.usable_range(lrs, cost, fraction=0.01)))
+
+
+def test_noisy_labels_flip_the_fraction_asked_and_keep_validation_clean():
+    import lecture_lib as ll
+
+    d = ll.data.digits(seed=0)
+    noisy = M.noisy_labels(d, 0.2, seed=0)
+    flipped = np.asarray(noisy.y_train) != np.asarray(d.y_train)
+    assert abs(flipped.mean() - 0.2) < 0.03  # binomial: 0.2 ± 3 standard deviations (0.0105)
+    np.testing.assert_array_equal(noisy.y_val, d.y_val)
+    assert set(np.unique(noisy.y_train)) == set(range(10))
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return M.grid_sweep()  # 19 rates 1e-6 ... 1e3 x 3 seeds, 10 epochs, 0.01 randn weights
+
+
+def test_grid_sweep_starts_at_ln10_and_reads_a_usable_range(grid):
+    final = grid.cost[:, :, -1]
+    lo, hi = M.usable_range(grid.lrs, final)
+    ok = (grid.lrs >= lo) & (grid.lrs <= hi)
+    assert ok.sum() >= 2 and np.all(grid.diverged_at[ok] == -1)
+    assert np.all(final[grid.lrs < lo / 10] > 0.99 * math.log(10))  # too low: the cost barely moves
+    assert np.all(grid.diverged_at[grid.lrs > 10 * hi] >= 0)  # too high: nan/inf
+    assert np.all(np.isnan(final[grid.diverged_at >= 0]))
+
+
+def test_range_test_brackets_the_sweep_in_one_run(grid):
+    lo, hi = M.usable_range(grid.lrs, grid.cost[:, :, -1])
+    first_diverging = grid.lrs[(grid.diverged_at >= 0).any(axis=1)].min()
+    for seed in (0, 1, 2):
+        r = M.range_test(seed=seed)  # 230 updates from 1e-4 to 1e2
+        np.testing.assert_allclose(r.lr[[0, 1]], [1e-4, 1e-4 * (1e6) ** (1 / 229)], rtol=1e-4)
+        assert r.lr_falls <= lo and hi <= r.lr_min_loss < r.lr_blowup  # the sweep's range lies inside
+        assert 0.5 <= r.lr_blowup / first_diverging <= 2  # blow-up where the sweep starts to diverge
+        assert r.lr_blowup <= r.diverged_lr
+
+
+def test_gallery_runs_show_their_diagnoses():
+    runs = M.gallery(seed=0)
+    epoch_mean = {k: np.nanmean(r.loss.reshape(-1, r.updates_per_epoch), axis=1) for k, r in runs.items()
+                  if r.loss.size % r.updates_per_epoch == 0 and r.diverged_at < 0}  # fmt: skip
+    ln10 = math.log(10)
+    low = epoch_mean["learning rate too low"]
+    assert np.all(np.diff(low) < 0) and low[-1] > 0.7 * ln10  # falls steadily, but little
+    assert runs["learning rate too high"].diverged_at >= 0
+    assert all(r.diverged_at == -1 for k, r in runs.items() if k != "learning rate too high")
+    good = epoch_mean["good learning rate"]
+    assert good[-1] < 0.5 * good[0] and good[-1] < low[-1]
+    small, ref = runs["batch too small"], runs["good learning rate"]
+    assert M.roughness(small.loss, skip=small.updates_per_epoch) > 3 * M.roughness(ref.loss, skip=32)
+    step = epoch_mean["plateau, then a step decay"]
+    e = M.GALLERY["plateau, then a step decay"].decay_epoch
+    assert np.all(np.abs(np.diff(step[e - 4 : e])) < 0.08 * step[e - 1])  # a plateau before the decay ...
+    assert step[e] < 0.85 * step[e - 1]  # ... then a drop of more than 15 % in the epoch after it
+    np.testing.assert_allclose(runs["plateau, then a step decay"].lr[e * 45], 0.1, rtol=1e-5)
+    bad = runs["bad initialization"].loss
+    assert np.all(np.abs(bad[:45] - ln10) < 0.02 * ln10) and epoch_mean["bad initialization"][-1] < 0.5 * ln10
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: M.ema([1.0, 2.0], 1.0), r"beta must be in \[0, 1\), got beta=1.0"),
+        (lambda: M.usable_range([1.0, 2.0], [0.1, 0.2], fraction=0.0), "fraction must be in"),
+        (lambda: M.usable_range([1.0, 2.0], [0.1]), "cost must have one row per rate"),
+        (lambda: M.range_test(lr_start=1.0, lr_end=0.5), "lr_end must exceed lr_start"),
+        (lambda: M.range_test(lr_start=-1.0), "lr_start must be positive and finite, got lr_start=-1.0"),
+        (lambda: M.noisy_labels(M._digits(), 1.5), r"fraction must be in \[0, 1\], got fraction=1.5"),
+        (lambda: M.gallery(seed=-1), "seed must be a non-negative integer, got seed=-1"),
+    ],
+)
+def test_monitoring_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_lr_sweep_compiles_once_per_shape(count_compiles):
+    E.lr_sweep(lrs=[0.01, 0.1], seeds=1, epochs=1)
+    with count_compiles() as c:
+        r = E.lr_sweep(lrs=[0.03, 0.3], seeds=1, epochs=1, seed=4)
+    assert c.count == 0
+    assert r.cost.shape == (2, 1, 1)
