@@ -6,6 +6,8 @@ and the helpers that turn library results (surfaces, trajectories) into traces.
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -104,3 +106,200 @@ def visible_path(params, step: int, diverged_at: int):
     """The iterates drawn when the animation is at ``step``: up to the last finite point."""
     stop = step + 1 if diverged_at < 0 else min(step + 1, diverged_at)
     return np.asarray(params[:stop])
+
+
+# ---- static pages: a figure stepped through a control's values, with plotly's own slider ------------------
+
+SLIDER_SPACE = 120  # px added below a stepped figure for its slider
+
+
+def _float32(obj):
+    """float64 arrays as float32 (half the bytes in a page), in nested dicts and lists too; the rest as is.
+
+    A ``FigureWidget`` holds its arrays base64-encoded (plotly's typed-array spec ``{"dtype", "bdata"}``);
+    those that are float64 come back as float32 numpy arrays."""
+    if isinstance(obj, dict):
+        if obj.get("dtype") == "f8" and isinstance(obj.get("bdata"), str):
+            array = np.frombuffer(base64.b64decode(obj["bdata"]), np.float64)
+            shape = obj.get("shape")
+            if shape:
+                array = array.reshape([int(n) for n in str(shape).replace(" ", "").split(",") if n])
+            return _float32(array)
+        return {k: _float32(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_float32(v) for v in obj]
+    if isinstance(obj, np.ndarray) and obj.dtype == np.float64:
+        finite = np.abs(obj[np.isfinite(obj)])
+        if finite.size == 0 or finite.max() < 1e38:
+            return obj.astype(np.float32)
+    return obj
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            return False
+        if a.dtype.kind in "fc" and b.dtype.kind in "fc":
+            return bool(np.array_equal(a, b, equal_nan=True))
+        return bool(np.array_equal(a, b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _keys_union(dicts: list[dict]) -> dict:
+    """The nested keys present in any of ``dicts`` (a dict of dicts, leaves None)."""
+    out: dict = {}
+    for d in dicts:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out[k] = _keys_union([out[k], v] if isinstance(out.get(k), dict) else [v])
+            else:
+                out.setdefault(k, None)
+    return out
+
+
+def _fill(d: dict, keys: dict) -> dict:
+    """``d`` with every key of ``keys`` that it lacks set to None: plotly then resets it to its default, so a
+    frame fully determines what it shows whatever frame came before."""
+    out = dict(d)
+    for k, sub in keys.items():
+        if k not in out:
+            out[k] = None
+        elif isinstance(sub, dict) and isinstance(out[k], dict):
+            out[k] = _fill(out[k], sub)
+    return out
+
+
+def stepped_figure(
+    snapshots: list[dict],
+    labels: list[str],
+    *,
+    active: int = 0,
+    prefix: str = "",
+    values: list[str] | None = None,
+) -> go.Figure:
+    """One figure that replays ``snapshots`` (``fig.to_dict()`` of one figure at several values of a control)
+    with plotly's own slider: a static page shows it without a kernel.
+
+    ``snapshots[active]`` is the figure drawn first. Every snapshot becomes a frame that carries only the
+    traces and top-level layout keys that differ between snapshots (a contour that never changes is stored
+    once). The slider's steps are labelled ``labels`` (``prefix`` before the current one) and carry ``values``
+    (plotly's ``step.value``, for scripts; the labels without it); a play button steps through them in order.
+    """
+    if len(snapshots) != len(labels) or not snapshots:
+        raise ValueError(f"need one label per snapshot, got {len(snapshots)} snapshots, {len(labels)} labels")
+    snaps = [
+        _float32({"data": list(s.get("data", [])), "layout": dict(s.get("layout", {}))}) for s in snapshots
+    ]
+    n_traces = max(len(s["data"]) for s in snaps)
+    for s in snaps:  # a trace that exists in only some snapshots is hidden in the others
+        for i in range(len(s["data"]), n_traces):
+            kind = next(t["data"][i].get("type", "scatter") for t in snaps if len(t["data"]) > i)
+            s["data"].append({"type": kind, "visible": False})
+    base = snaps[active]
+    changed = [i for i in range(n_traces) if any(not _same(s["data"][i], base["data"][i]) for s in snaps)]
+    layout_keys = sorted(
+        {k for s in snaps for k in s["layout"] if not _same(s["layout"].get(k), base["layout"].get(k))}
+    )
+    trace_keys = {i: _keys_union([s["data"][i] for s in snaps]) for i in changed}
+    frames = [
+        dict(
+            name=str(j),
+            traces=changed,
+            data=[_fill(s["data"][i], trace_keys[i]) for i in changed],
+            layout={k: s["layout"].get(k) for k in layout_keys},
+        )
+        for j, s in enumerate(snaps)
+    ]
+    layout = dict(base["layout"])
+    margin = dict(layout.get("margin") or {})
+    bottom = margin.get("b", 80)
+    margin["b"] = bottom + SLIDER_SPACE
+    layout["margin"] = margin
+    layout["height"] = (layout.get("height") or 450) + SLIDER_SPACE
+    go_to = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+    # tick labels that would overlap (about 7 px a character, a 900 px rail) are hidden; the current one shows
+    wide = 7 * max(map(len, labels)) * len(labels) > 900
+    layout["sliders"] = [
+        dict(
+            active=active,
+            x=0.1,
+            len=0.9,
+            y=0,
+            yanchor="top",
+            pad=dict(t=bottom + 20, b=0),
+            currentvalue=dict(prefix=prefix, font=dict(size=16, color="#222")),
+            font=dict(size=12, color="rgba(0,0,0,0)" if wide else "#444"),
+            steps=[
+                dict(method="animate", label=label, value=value, args=[[str(j)], go_to])
+                for j, (label, value) in enumerate(zip(labels, values or labels, strict=True))
+            ],
+        )
+    ]
+    if len(snaps) > 2:
+        play = dict(
+            label="▶",
+            method="animate",
+            args=[None, dict(go_to, frame=dict(duration=500, redraw=True), fromcurrent=True)],
+        )
+        layout["updatemenus"] = [
+            dict(
+                type="buttons",
+                showactive=False,
+                x=0,
+                xanchor="left",
+                y=0,
+                yanchor="top",
+                pad=dict(t=bottom + 50, r=10),
+                buttons=[play],
+            )
+        ]
+    return go.Figure(dict(data=base["data"], layout=layout, frames=frames))
+
+
+# -- one plotly.js per page for every FigureWidget -----------------------------------------------------------
+# plotly 7's FigureWidget is an anywidget whose front-end code (``_esm``, a 5 MB bundle) travels with every
+# figure. anywidget 0.11 imports it once per figure, from a fresh blob URL, and gives each figure 2 s to be
+# ready; a late figure logs "[anywidget] Failed to initialize model.", then drops every update from Python (or
+# its panel is missing: "widget model not found"). One import takes 1-2.5 s on a 2-core machine, and Voilà
+# creates all models of a page at once: six figures meant six parallel imports; pages failed 4 times in 10.
+# This loader imports the bundle once per page (keyed by its hash) and reuses a copy that the page started
+# loading early, if any: the presenter template (share/jupyter/voila/templates/lecture) does so while the
+# notebook still runs, so no figure's 2 s include the import.
+_WIDGET_LOADER = """\
+const key = Symbol.for("lecture_lib.plotly_widget.%(digest)s");
+const early = globalThis[Symbol.for("lecture_lib.plotly_widget")];
+if (!globalThis[key]) {
+  const load = () => {
+    const url = URL.createObjectURL(new Blob([%(source)s], { type: "text/javascript" }));
+    return import(/* webpackIgnore: true */ url).finally(() => URL.revokeObjectURL(url));
+  };
+  globalThis[key] = (early ? early.catch(load) : load()).catch((error) => {
+    delete globalThis[key];
+    throw error;
+  });
+}
+const bundle = await globalThis[key];
+export default bundle.default;
+"""
+
+
+def share_widget_bundle() -> None:
+    """Make every ``go.FigureWidget`` created from now on import plotly's widget code once per page."""
+    import hashlib
+    import json
+
+    from plotly.basewidget import BaseFigureWidget
+
+    source = str(BaseFigureWidget._esm)
+    if "lecture_lib.plotly_widget" in source[:200]:
+        return  # already shared
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    BaseFigureWidget._esm = _WIDGET_LOADER % {"digest": digest, "source": json.dumps(source)}
+
+
+share_widget_bundle()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import numpy as np
+import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
@@ -60,6 +61,16 @@ def test_every_control_changes_the_figure_and_nothing_recompiles(panel, count_co
                 after = snapshot(panel)
                 assert after != before, f"moving {name} to {value!r} did not change the figure"
     assert c.count == 0, f"{c.count} compilations after the first draw"
+
+
+def test_panel_has_a_static_figure_for_the_site(panel):
+    """``make site`` replays each panel at precomputed values of one control (lecture_lib/site.py)."""
+    static = panel.static_figure(n=3)
+    figures = static if isinstance(static, list) else [static]
+    for fig in figures:
+        assert isinstance(fig, go.Figure)
+        assert len(fig.frames) == len(fig.layout.sliders[0].steps) >= 2
+        assert len(fig.to_json()) < 3e6
 
 
 def test_race_marks_divergence_in_the_legend_instead_of_breaking():

@@ -101,6 +101,8 @@ def _arrow(x0, y0, dx, dy, length):
 class AdaptiveStep(Panel):
     """Path and arrows on the contours (left); per-coordinate effective learning rate and step (right)."""
 
+    static_control = "step"  # static pages (make site): step through Adam's iterations
+
     def __init__(self, optimizer: str = "Adam", condition: float = 100.0, steps: int = STEPS):
         if optimizer not in LABELS:
             raise ValueError(f"optimizer must be one of {LABELS}, got optimizer={optimizer!r}")

@@ -87,6 +87,8 @@ class EmpiricalRiskPanel(Panel):
     """Left: g (blue), f (red), the shaded point-wise error and one sample's vertical lines. Right: the
     histogram of the first k estimates, the expected loss and the running mean."""
 
+    static_control = "n"  # static pages (make site): the sample size, the lesson of the panel
+
     def build(self):
         self.x, self.y, self.risks, self.expected = risk_data()
         self.bins = {n: _bins(self.risks[n]) for n in RISK_SIZES}

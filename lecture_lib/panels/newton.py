@@ -76,6 +76,8 @@ def _points(pts):
 class NewtonNonconvex(Panel):
     """Undamped vs damped Newton over the contours (left) and the loss along both paths (right)."""
 
+    static_control = "delta"  # static pages (make site): the damping, the lesson of the panel
+
     def build(self):
         style, wide = {"description_width": "140px"}, widgets.Layout(width="440px")
         c = self.controls

@@ -62,6 +62,8 @@ class SamplingOrders(Panel):
     excess error L(w) − L(w*) after each epoch for all four orders (mean over seeds), and each order's
     within-epoch spread of the iterates."""
 
+    static_control = "order"  # static pages (make site): the three orders side by side
+
     def build(self):
         x, self.y, self.X = line_problem()
         for o in ORDER_NAMES:  # compile every order's raster now, not on the first menu change
