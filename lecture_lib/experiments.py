@@ -10,6 +10,8 @@ checked by a test. They live in modules of one theme each:
   rule, increasing the batch instead of decaying the rate;
 - ``experiments_monitoring``: the learning-rate × epochs grid and its usable range, Smith's range test on the
   two-layer net, the loss-curve gallery ("what is wrong with this run?"), EMA smoothing;
+- ``experiments_schedules``: every schedule in training (tabulated, vmapped over seeds), decay vs constant,
+  the linear-warmup rescue of a deeper net, linear scaling and batch increase with per-epoch curves;
 - ``experiments_recap``: Wilson et al.'s construction (adaptive methods generalise worse), minibatch L-BFGS.
 """
 
@@ -23,6 +25,7 @@ from lecture_lib.experiments_lr import (
 )
 from lecture_lib.experiments_monitoring import ema, gallery, grid_sweep, usable_range
 from lecture_lib.experiments_recap import minibatch_lbfgs, wilson
+from lecture_lib.experiments_schedules import compare, warmup_rescue
 from lecture_lib.experiments_sgd import (
     batch_error_variance,
     batch_vs_sgd,
@@ -40,6 +43,7 @@ __all__ = [
     "batch_error_variance",
     "batch_increase",
     "batch_vs_sgd",
+    "compare",
     "ema",
     "empirical_risks",
     "gallery",
@@ -58,5 +62,6 @@ __all__ = [
     "theorem_4_7_nu",
     "time_per_epoch",
     "usable_range",
+    "warmup_rescue",
     "wilson",
 ]
