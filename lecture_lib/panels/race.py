@@ -54,9 +54,7 @@ def lr_slider(label: str, value: float) -> widgets.FloatLogSlider:
 class OptimizerRace(Panel):
     """Paths over the contours (left) and the gap to the minimum against iterations (right)."""
 
-    static_control = (
-        "step"  # static pages (make site): the race unfolds step by step
-    )
+    static_control = "step"  # static pages (make site): the race unfolds step by step
 
     def __init__(self, surface: str = "rosenbrock", steps: int = STEPS):
         if surface not in SURFACES:
