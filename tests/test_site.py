@@ -7,6 +7,7 @@ import ast
 import base64
 import inspect
 import json
+import re
 import sys
 
 import ipywidgets as widgets
@@ -176,6 +177,8 @@ def test_a_panel_with_several_figures_gives_one_stepped_figure_each():
     page = panel.static_html()
     assert page.count("Plotly.newPlot") == 2 and "plotly_sliderchange" in page
     assert "<b>k = 3</b>" in page and "shape = sin" in page  # the read-out, the control that stays
+    # the read-out drawn before any script runs is the panel's current one (k = 3), not the first frame's
+    assert re.search(r'class="lecture-static-readout"><b>k = 3</b></div>', page)
     # stepping the drop-down resets k; both come back
     panel.static_figure("shape")
     assert panel.controls["k"].value == 3 and panel.controls["shape"].value == "sin"

@@ -234,8 +234,11 @@ def _static_panel_html(panel, figures, name, infos) -> str:
         pio.to_html(f, include_plotlyjs=False, full_html=False, auto_play=False, div_id=i, config=config)
         for f, i in zip(figures, ids, strict=True)
     ]
-    info_ids = [f"{ids[0]}-info-{k}" for k in range(len(infos[0]))]
-    parts += [f'<div id="{i}" class="lecture-static-readout">{v}</div>' for i, v in zip(info_ids, infos[0])]
+    sliders = figures[0].layout.sliders
+    active = (sliders[0].active or 0) if sliders else 0  # the frame shown first: the panel's current value
+    info_ids = [f"{ids[0]}-info-{k}" for k in range(len(infos[active]))]
+    shown = infos[active]
+    parts += [f'<div id="{i}" class="lecture-static-readout">{v}</div>' for i, v in zip(info_ids, shown)]
     if name is None:
         note = "Static page: this panel as it first draws; run the notebook to move its controls."
     else:
