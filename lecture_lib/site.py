@@ -4,7 +4,8 @@ Each notebook is executed (nbclient) with one extra first cell, :func:`static_mo
 display every panel as its stepped figure (:meth:`lecture_lib.panels.Panel.static_html`: precomputed frames
 and plotly's own slider) and every plotly figure as plain HTML, instead of widgets that need a kernel. The
 cell is removed again and nbconvert's ``lab`` template turns the notebook into ``<name>.html``, with the links
-it would make to a CDN (require.js, MathJax, Mermaid, the widget manager) left out; formulas stay TeX source.
+it would make to a CDN (require.js, MathJax, Mermaid, the widget manager) left out; the formulas of the
+Markdown cells become MathML (``latex2mathml``), which the browser draws without any script.
 Every page loads ``plotly.min.js`` once, from beside it (written from the installed plotly package), and
 ``index.html`` links them all. Nothing is fetched from the network: a page opens offline, from disk too.
 """
@@ -148,6 +149,31 @@ def execute(path: Path, *, frames: int | None = None, timeout: int = 600):
     return nb
 
 
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)  # fenced blocks and code spans: no math inside
+_MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$(?!\s)([^$\n]+?)(?<![\s\\])\$(?!\d)", re.S)
+
+
+def tex_to_mathml(markdown: str) -> str:
+    """``$…$`` and ``$$…$$`` in Markdown replaced by MathML (code spans and blocks untouched).
+
+    A formula latex2mathml cannot convert stays TeX source; without latex2mathml installed, all do."""
+    try:
+        from latex2mathml.converter import convert
+    except ImportError:  # pragma: no cover - in the [test] extra, which make site installs
+        return markdown
+
+    def one(match):
+        display, tex = (True, match.group(1)) if match.group(1) is not None else (False, match.group(2))
+        try:
+            mathml = convert(tex.strip(), display="block" if display else "inline")
+        except Exception:  # an unsupported macro: the reader still gets the TeX
+            return match.group(0)
+        return mathml.replace("\n", "")
+
+    parts = _CODE.split(markdown)
+    return "".join(part if i % 2 else _MATH.sub(one, part) for i, part in enumerate(parts))
+
+
 def strip_widgets(nb) -> None:
     """Drop the widget and plotly outputs a page cannot show without a kernel (static_mode leaves none in
     practice), and the saved widget state, whose presence makes the template load a widget manager."""
@@ -173,6 +199,9 @@ def to_html(nb, name: str) -> str:
 
     nb = copy.deepcopy(nb)
     strip_widgets(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = tex_to_mathml(cell.source)
     nb.metadata["title"] = title_of(nb) or name
     exporter = HTMLExporter(
         template_name="lab",

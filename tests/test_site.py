@@ -185,6 +185,14 @@ def test_a_panel_with_several_figures_gives_one_stepped_figure_each():
     np.testing.assert_allclose(panel.figure[0].data[0].y, np.sin(6 * np.pi * np.linspace(0, 1, 50)))
 
 
+def test_tex_to_mathml_converts_formulas_but_not_code_or_prices():
+    md = "cost $\\ln 10 \\approx 2.302$, `code $x$`, $$\\frac{a}{b}$$, costs $5 and $10, $\\badmacro{$"
+    out = site.tex_to_mathml(md)
+    assert out.count("<math") == 2 and 'display="block"' in out and "<mfrac>" in out
+    assert "`code $x$`" in out and "costs $5 and $10" in out
+    assert "\\ln" not in out and "2.302" in out
+
+
 def test_remote_loads_finds_what_a_page_would_fetch_not_its_links():
     page = """<html><head><script src="https://cdn.example/require.js"></script>
     <link rel="stylesheet" href="//fonts.example/a.css"><style>@import url("https://x.example/b.css");</style>
@@ -204,7 +212,9 @@ def test_remote_loads_finds_what_a_page_would_fetch_not_its_links():
 # ---- a built page in a browser, offline -------------------------------------------------------------------
 
 GENERATED = [
-    nbformat.v4.new_markdown_cell("# A generated page\n\nThe loss $E(w) = \\frac{1}{2} w^2$ stays TeX."),
+    nbformat.v4.new_markdown_cell(
+        "# A generated page\n\nThe loss $E(w) = \\frac{1}{2} w^2$ is drawn as MathML; `$x$` in code is not."
+    ),
     nbformat.v4.new_code_cell(
         "import ipywidgets as widgets\nimport numpy as np\nimport plotly.graph_objects as go\n"
         f"from lecture_lib.panels import Panel\n\n{inspect.getsource(TwoFigures)}\n\nTwoFigures()"
@@ -283,7 +293,11 @@ def test_built_pages_render_offline_and_their_sliders_move(built):
             )
             if name == "generated.html":
                 text = page.inner_text("body")
-                assert "\\frac{1}{2}" in text  # no MathJax offline: the TeX source stays readable
+                # no MathJax offline: the formula is MathML the browser lays out itself (a fraction, with
+                # height), and the TeX source is gone; code keeps its dollars
+                assert "\\frac" not in text and "$x$" in text
+                box = page.locator("math mfrac").first.bounding_box()
+                assert box is not None and box["height"] > 15
                 assert "run the notebook to use it" in text  # the bare ipywidget
                 assert "k = 1" in page.inner_text(".lecture-static-readout")  # the read-out followed
                 other = page.locator(".lecture-static-panel .js-plotly-plot").nth(1)
