@@ -12,7 +12,12 @@ checked by a test. They live in modules of one theme each:
   two-layer net, the loss-curve gallery ("what is wrong with this run?"), EMA smoothing;
 - ``experiments_schedules``: every schedule in training (tabulated, vmapped over seeds), decay vs constant,
   the linear-warmup rescue of a deeper net, linear scaling and batch increase with per-epoch curves;
-- ``experiments_recap``: Wilson et al.'s construction (adaptive methods generalise worse), minibatch L-BFGS.
+- ``experiments_recap``: Wilson et al.'s construction (adaptive methods generalise worse), minibatch L-BFGS,
+  steps to a tolerance against the condition number κ (∝ κ, ∝ √κ with momentum);
+- ``experiments_lbfgs``: notebook 01's L-BFGS runs, full batch vs naive and same-batch minibatch pairs, with a
+  traced history size (``experiments_lbfgs.runs``; not re-exported here, its names are too generic);
+- ``experiments_minibatch``: wall-clock timings of notebook 05: time per sample against b, one epoch on digits
+  against b, training cost against wall-clock time.
 """
 
 from lecture_lib.experiments_lr import (
@@ -23,8 +28,9 @@ from lecture_lib.experiments_lr import (
     scaling_warmup,
     suggest_range,
 )
+from lecture_lib.experiments_minibatch import cost_at, epoch_time_digits, time_per_sample, wallclock_curves
 from lecture_lib.experiments_monitoring import ema, gallery, grid_sweep, usable_range
-from lecture_lib.experiments_recap import minibatch_lbfgs, wilson
+from lecture_lib.experiments_recap import minibatch_lbfgs, steps_to_tolerance, wilson
 from lecture_lib.experiments_schedules import compare, warmup_rescue
 from lecture_lib.experiments_sgd import (
     batch_error_variance,
@@ -44,8 +50,10 @@ __all__ = [
     "batch_increase",
     "batch_vs_sgd",
     "compare",
+    "cost_at",
     "ema",
     "empirical_risks",
+    "epoch_time_digits",
     "gallery",
     "grid_sweep",
     "linear_scaling",
@@ -57,11 +65,14 @@ __all__ = [
     "sampling_orders",
     "scaling_warmup",
     "sgd_noisy_quadratic",
+    "steps_to_tolerance",
     "suggest_range",
     "theorem_4_6_bound",
     "theorem_4_7_nu",
     "time_per_epoch",
+    "time_per_sample",
     "usable_range",
+    "wallclock_curves",
     "warmup_rescue",
     "wilson",
 ]

@@ -2,23 +2,26 @@ r"""The recap slides' claims, each a pure function returning arrays.
 
 - :func:`wilson`: Wilson et al. (2017), adaptive methods generalise worse than GD on a constructed problem.
 - :func:`minibatch_lbfgs`: naive minibatch L-BFGS pairs often have :math:`s^\top y \le 0`, same-batch never.
+- :func:`steps_to_tolerance`: on a poorly conditioned quadratic gradient descent needs steps
+  :math:`\propto \kappa`, heavy-ball momentum :math:`\propto \sqrt\kappa` (recap slide "Poor conditioning").
 
 Seeds are ints; results are NumPy arrays. Expected numbers and tolerances: ``shared/research/papers.md`` §1,
-§6.
+§6. The L-BFGS runs behind notebook 01's panel, with a traced history size, are in ``experiments_lbfgs``.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lecture_lib import _checks, data, optimizers, sampling
+from lecture_lib import _checks, data, optimizers, sampling, surfaces
 from lecture_lib.experiments_lr import _HI, _fold, _keys, _pint, _rates, _stacked
-from lecture_lib.trajectories import run_many
+from lecture_lib.trajectories import run, run_many
 
 METHODS = ("GD", "AdaGrad", "RMSProp", "Adam")
 VARIANTS = ("naive", "same_batch")
@@ -178,3 +181,79 @@ def minibatch_lbfgs(
     trajs = jax.vmap(full_batch)(x, y, ds.eigenvalues[:, -1] / 4)  # L of the mean logistic loss, per seed
     reached = np.stack([np.asarray(t.losses, np.float64) - f_star[:, None] <= tol for t in trajs])
     return MinibatchLBFGS(lrs, share, gap, np.where(reached.any(-1), reached.argmax(-1), -1))
+
+
+# ---- Poor conditioning: steps to a tolerance against κ -----------------------------------------------------
+
+CONDITIONING_TOL = 1e-4  # "converged": ‖w_k − w*‖ ≤ tol · ‖w_0 − w*‖
+CONDITIONING_STEPS = 20_000  # enough for the best-η gradient descent at κ = 1000 (about 4,600 steps)
+QUADRATIC_START = np.asarray(surfaces.SURFACES["quadratic"].start)  # (−4, 3)
+
+
+def best_parameters(kappa, momentum: bool, lam_min=1.0):
+    r"""``(η, β)``: the best fixed GD step, or the optimal heavy ball, for eigenvalues in [λ_min, κλ_min].
+
+    Gradient descent: :math:`\eta = 2/(\lambda_{\min} + \lambda_{\max})`, contracting by
+    :math:`(\kappa-1)/(\kappa+1)` a step. Heavy ball (Polyak 1964):
+    :math:`\eta = 4/(\sqrt{\lambda_{\max}} + \sqrt{\lambda_{\min}})^2`,
+    :math:`\beta = ((\sqrt\kappa - 1)/(\sqrt\kappa + 1))^2`, contracting by
+    :math:`(\sqrt\kappa-1)/(\sqrt\kappa+1)`.
+    """
+    lam_max = kappa * lam_min  # ** 0.5 below: works on floats, arrays and tracers alike
+    if momentum:
+        root = kappa**0.5
+        return 4.0 / (lam_max**0.5 + lam_min**0.5) ** 2, ((root - 1.0) / (root + 1.0)) ** 2
+    return 2.0 / (lam_min + lam_max), 0.0 * kappa
+
+
+def stability_limit(kappa, beta=0.0, lam_min=1.0):
+    """Largest stable η: 2(1+β)/λ_max (β = 0: gradient descent's 2/λ_max)."""
+    return 2.0 * (1.0 + beta) / (kappa * lam_min)
+
+
+def _steps_to_tol(params, tol):
+    """First k with ‖w_k‖ ≤ tol‖w_0‖ (the minimum is the origin); −1 if never (or diverged)."""
+    dist = jnp.sqrt(jnp.sum(params * params, axis=-1))
+    hit = dist <= tol * dist[0]
+    return jnp.where(jnp.any(hit), jnp.argmax(hit), -1)
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "shown"))
+def quadratic_run(kappa, angle, eta, beta, tol=CONDITIONING_TOL, *, steps=CONDITIONING_STEPS, shown=0):
+    """One run of heavy ball (β = 0: gradient descent) on ``quadratic(kappa, angle)`` from its start.
+
+    Gradient descent is ``momentum(eta, beta=0)`` (the same update), so β is data, not code: one compiled run
+    serves both. Returns the first ``shown + 1`` iterates, the steps to ``tol`` (−1 if never) and
+    ``diverged_at``.
+    """
+    traj = run(optimizers.momentum(eta, beta), surfaces.quadratic(kappa, angle), QUADRATIC_START, steps)
+    return traj.params[: shown + 1], _steps_to_tol(traj.params, tol), traj.diverged_at
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _sweep(kappas, angle, tol, momentum, *, steps):
+    def one(kappa):
+        (eta_gd, _), (eta_hb, beta_hb) = best_parameters(kappa, False), best_parameters(kappa, True)
+        eta, beta = jnp.where(momentum, eta_hb, eta_gd), jnp.where(momentum, beta_hb, 0.0)
+        return quadratic_run(kappa, angle, eta, beta, tol, steps=steps)[1]
+
+    return jax.vmap(one)(kappas)
+
+
+def steps_to_tolerance(
+    kappas, *, momentum: bool, angle=math.pi / 6, tol=CONDITIONING_TOL, steps=CONDITIONING_STEPS
+) -> np.ndarray:
+    r"""Steps until ‖w_k − w*‖ ≤ tol‖w_0 − w*‖ on ``quadratic(κ, angle)`` with the best fixed parameters.
+
+    Gradient descent with η = 2/(1+κ), or (``momentum=True``) heavy ball with Polyak's optimal η and β
+    (:func:`best_parameters`); one vmapped call over ``kappas``; −1 where the tolerance is not reached within
+    ``steps``. Claim (recap slide "Poor conditioning"; Goh, "Why momentum really works", Distill 2017): the
+    counts grow :math:`\propto \kappa`, and :math:`\propto \sqrt\kappa` with momentum.
+    """
+    k = np.asarray(kappas, np.float64)
+    if k.ndim != 1 or k.size == 0 or not np.all(np.isfinite(k) & (k >= 1)):
+        raise ValueError(f"kappas must be a non-empty 1-D sequence of condition numbers ≥ 1, got {kappas=}")
+    tol = float(_checks.real("tol", tol, lo=0.0, hi=1.0, lo_open=True, hi_open=True, rule="be in (0, 1)"))
+    steps, f32 = _pint("steps", steps), jnp.float32
+    result = _sweep(jnp.asarray(k, f32), f32(angle), f32(tol), jnp.asarray(bool(momentum)), steps=steps)
+    return np.asarray(result)

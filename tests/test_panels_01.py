@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import lecture_lib as ll
+import lecture_lib.experiments_recap as R
+from lecture_lib import experiments_lbfgs
 from lecture_lib.panels import PANELS, conditioning, hessian_cost, lbfgs, newton, taylor
 
 
@@ -125,15 +126,13 @@ def test_conditioning_labels_divergence_beyond_two_over_lambda_max(conditioning_
     assert "diverged" not in p.run_name and "steps to tolerance" in p.run_name
 
 
-def test_conditioning_steps_grow_like_kappa_and_like_its_root_with_momentum():
+def test_conditioning_sweep_legend_shows_the_fitted_slopes(conditioning_panel):
+    # the claim itself (steps ∝ κ, ∝ √κ) is checked on the library in test_experiments_recap.py
     counts, slopes = conditioning._cached_sweep()
     assert np.all(counts[False] > 0) and np.all(counts[True] > 0)
-    assert slopes[False] == pytest.approx(1.0, abs=0.1)
-    assert slopes[True] == pytest.approx(0.5, abs=0.1)
-    # closed form for GD at the best η: the error shrinks by (κ−1)/(κ+1) a step, in every direction
-    k = conditioning.KAPPAS[-1]
-    expected = math.log(conditioning.TOL) / math.log((k - 1) / (k + 1))
-    assert counts[False][-1] == pytest.approx(expected, rel=0.01)
+    assert slopes[False] == pytest.approx(1.0, abs=0.1) and slopes[True] == pytest.approx(0.5, abs=0.1)
+    names = [conditioning_panel.figure.data[i].name for i in (5, 6)]
+    assert names == [f"{conditioning.SWEEP_NAMES[m]}: steps ∝ κ^{slopes[m]:.2f}" for m in (False, True)]
 
 
 def test_conditioning_run_matches_the_sweep_at_the_best_parameters(conditioning_panel):
@@ -141,7 +140,7 @@ def test_conditioning_run_matches_the_sweep_at_the_best_parameters(conditioning_
     counts, _ = conditioning._cached_sweep()
     kappa = float(conditioning.KAPPAS[19])
     for momentum in (False, True):
-        eta = float(conditioning.best_parameters(kappa, momentum)[0])
+        eta = float(R.best_parameters(kappa, momentum)[0])
         with p.hold():
             p.controls["kappa"].value, p.controls["angle"].value = kappa, 30.0
             p.controls["momentum"].value, p.controls["eta"].value = momentum, eta
@@ -188,34 +187,14 @@ def test_newton_climbs_to_himmelblaus_maximum_without_damping(newton_panel):
 # ---- L-BFGS ----------------------------------------------------------------------------------------------
 
 
-def test_lbfgs_traced_memory_matches_the_library(lbfgs_panel):
-    p, _ = lbfgs.problem(0)
-    F = lbfgs.loss_fn(p.x, p.y, p.lam)
-    w0 = jnp.zeros(p.x.shape[1])
-    m = 5
-    reference = ll.run(ll.second_order.lbfgs(memory=m), F, w0, 12).params
-
-    @jax.jit
-    def ours(w):
-        def step(carry, _):
-            w, s = carry
-            g = jax.grad(F)(w)
-            w, s = lbfgs.update(s, w, g, F, jnp.int32(m), 1.0, same_batch=False, line_search=True)
-            return (w, s), w
-
-        return jax.lax.scan(step, (w, lbfgs.init(w)), None, length=12)[1]
-
-    np.testing.assert_allclose(np.asarray(ours(w0)), np.asarray(reference[1:]), rtol=1e-4, atol=1e-5)
-
-
-def test_lbfgs_claims_hold_in_the_panel(lbfgs_panel):
-    r = lbfgs_panel.result  # defaults: m = 10, η = 0.05
-    full, naive, same = r.bad_share
-    assert same == 0.0 and full == 0.0
-    assert naive > 0.2
-    assert not np.isfinite(r.naive[-1]) or r.naive[-1] > 5 * r.same_batch[-1]
-    k_lbfgs = lbfgs.iterations_to(r.full_lbfgs, 1e-4)
-    assert 0 < k_lbfgs < 30 and lbfgs.iterations_to(r.full_gd, 1e-4) == -1  # GD: not within 200 iterations
+def test_lbfgs_panel_draws_the_library_runs(lbfgs_panel):
+    # the traced-history L-BFGS and the claims are checked on the library in test_experiments_lbfgs.py
+    lbfgs_panel.controls["memory"].value = 10
+    r = experiments_lbfgs.runs(10, 0.05, 0)
+    np.testing.assert_array_equal(lbfgs_panel.result.bad_share, r.bad_share)
+    data = lbfgs_panel.figure.data
+    np.testing.assert_allclose(data[0].y, np.maximum(r.full_lbfgs, lbfgs.FLOOR))
+    np.testing.assert_allclose(data[4].y, 100 * r.bad_share)
 
 
 @pytest.mark.parametrize("m", [1, 3, 20])

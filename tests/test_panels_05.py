@@ -102,8 +102,17 @@ def test_largest_batch_grows_with_the_budget_and_shrinks_with_adam():
     assert panel.largest_batch()[0] == 0 and "not even b = 1" in panel.figure.data[5].name
 
 
-def test_time_per_sample_falls_with_the_batch_size():
-    sizes, t = minibatch.time_per_sample((1, 128), repeats=5)
-    assert list(sizes) == [1, 128] and np.all(t > 0) and t[1] < t[0]
+def test_time_figure_draws_time_per_sample_and_epoch_times():
+    # the timings themselves are tested in test_experiments_minibatch.py
+    sizes, t = np.array([1, 128]), np.array([2e-5, 1e-6])
     fig = minibatch.time_figure(sizes, t, np.array([1, 2]), np.array([1e-3, 2e-3]))
     assert len(fig.data) == 2 and fig.layout.font.size >= 14
+    np.testing.assert_allclose(fig.data[0].y, 1e6 * t)
+    assert len(minibatch.time_figure(sizes, t).data) == 1
+
+
+def test_wallclock_figure_draws_one_curve_per_batch_size():
+    curves = {1: (np.array([0.1, 0.2]), np.array([2.0, 1.0])), 32: (np.array([0.05]), np.array([1.5]))}
+    fig = minibatch.wallclock_figure(curves)
+    assert [d.name for d in fig.data] == ["b = 1", "b = 32"]
+    np.testing.assert_allclose(fig.data[0].x, [100.0, 200.0])  # milliseconds

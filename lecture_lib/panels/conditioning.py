@@ -11,7 +11,8 @@ Heavy-ball momentum with :math:`\eta = 4/(\sqrt{\lambda_{\max}} + \sqrt{\lambda_
 momentum really works", Distill 2017).
 
 Gradient descent is run as ``momentum(lr, beta=0)`` (the same update, ``b = g``), so switching momentum on
-and off changes data, not the optimizer's type: one compiled run serves every control.
+and off changes data, not the optimizer's type: one compiled run serves every control. The runs, the best
+parameters and the steps-vs-κ sweep live in ``lecture_lib.experiments_recap``; this module draws them.
 """
 
 from __future__ import annotations
@@ -20,88 +21,29 @@ import functools
 import math
 
 import ipywidgets as widgets
-import jax
-import jax.numpy as jnp
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lecture_lib import curvature, plots
-from lecture_lib import optimizers as O
+from lecture_lib import experiments_recap as R
 from lecture_lib import surfaces as S
+from lecture_lib.experiments_recap import best_parameters, quadratic_run, stability_limit, steps_to_tolerance
+from lecture_lib.experiments_sgd import loglog_slope
 from lecture_lib.panels.base import Panel, register
-from lecture_lib.trajectories import run
 
-TOL = 1e-4  # "converged": ‖w_k − w*‖ ≤ TOL · ‖w_0 − w*‖
-MAX_STEPS = 20_000  # enough for the best-η gradient descent at κ = 1000 (about 4,600 steps)
+# the library's names, also under this module's old names
+TOL, MAX_STEPS, START = R.CONDITIONING_TOL, R.CONDITIONING_STEPS, R.QUADRATIC_START
 SHOWN = 400  # iterates drawn over the contours
 KAPPAS = np.geomspace(1.0, 1000.0, 28)  # the steps-vs-κ sweep
 ETA_RANGE = (1e-4, 3.0)  # the η slider and the η axis
-START = np.asarray(S.SURFACES["quadratic"].start)  # (−4, 3)
-
-
-def best_parameters(kappa, momentum: bool, lam_min=1.0):
-    """``(η, β)``: the best fixed GD step, or the optimal heavy ball, for eigenvalues in [λ_min, κλ_min]."""
-    lam_max = kappa * lam_min  # ** 0.5 below: works on floats, arrays and tracers alike
-    if momentum:
-        root = kappa**0.5
-        return 4.0 / (lam_max**0.5 + lam_min**0.5) ** 2, ((root - 1.0) / (root + 1.0)) ** 2
-    return 2.0 / (lam_min + lam_max), 0.0 * kappa
-
-
-def stability_limit(kappa, beta=0.0, lam_min=1.0):
-    """Largest stable η: 2(1+β)/λ_max (β = 0: gradient descent's 2/λ_max)."""
-    return 2.0 * (1.0 + beta) / (kappa * lam_min)
-
-
-def _steps_to_tol(params, tol):
-    """First k with ‖w_k‖ ≤ tol‖w_0‖ (the minimum is the origin); −1 if never (or diverged)."""
-    dist = jnp.sqrt(jnp.sum(params * params, axis=-1))
-    hit = dist <= tol * dist[0]
-    return jnp.where(jnp.any(hit), jnp.argmax(hit), -1)
-
-
-@functools.partial(jax.jit, static_argnames=("steps", "shown"))
-def trajectory(kappa, angle, eta, beta, tol=TOL, *, steps=MAX_STEPS, shown=SHOWN):
-    """One run of heavy ball (β = 0: gradient descent) on ``quadratic(kappa, angle)`` from its start.
-
-    Returns the first ``shown + 1`` iterates, the steps to ``tol`` (−1 if never) and ``diverged_at``.
-    """
-    traj = run(O.momentum(eta, beta), S.quadratic(kappa, angle), START, steps)
-    return traj.params[: shown + 1], _steps_to_tol(traj.params, tol), traj.diverged_at
-
-
-@functools.partial(jax.jit, static_argnames=("steps",))
-def _sweep(kappas, angle, tol, momentum, *, steps):
-    def one(kappa):
-        (eta_gd, _), (eta_hb, beta_hb) = best_parameters(kappa, False), best_parameters(kappa, True)
-        eta, beta = jnp.where(momentum, eta_hb, eta_gd), jnp.where(momentum, beta_hb, 0.0)
-        return trajectory(kappa, angle, eta, beta, tol, steps=steps, shown=0)[1]
-
-    return jax.vmap(one)(kappas)
-
-
-def steps_to_tolerance(kappas, *, momentum: bool, angle=math.pi / 6, tol=TOL, steps=MAX_STEPS) -> np.ndarray:
-    """Steps until ‖w_k − w*‖ ≤ tol‖w_0 − w*‖ on ``quadratic(κ, angle)`` with the best fixed parameters.
-
-    Gradient descent with η = 2/(1+κ), or (``momentum=True``) heavy ball with Polyak's optimal η and β; one
-    vmapped call over ``kappas``; −1 where the tolerance is not reached within ``steps``.
-    """
-    kappas = jnp.asarray(kappas, jnp.float32)
-    f32 = jnp.float32
-    return np.asarray(_sweep(kappas, f32(angle), f32(tol), jnp.asarray(bool(momentum)), steps=steps))
-
-
-def loglog_slope(x, y) -> float:
-    """Least-squares slope of log y against log x."""
-    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
 @functools.cache
 def _cached_sweep():
     counts = {m: steps_to_tolerance(KAPPAS, momentum=m) for m in (False, True)}
     fit = KAPPAS >= 10  # the asymptotic regime
-    slopes = {m: loglog_slope(KAPPAS[fit], counts[m][fit]) for m in counts}
+    slopes = {m: float(loglog_slope(KAPPAS[fit], counts[m][fit])) for m in counts}
     return counts, slopes
 
 
@@ -248,7 +190,7 @@ class Conditioning(Panel):
         eta_best = float(best_parameters(kappa, momentum)[0])
         limit = stability_limit(kappa, beta)
         f32 = np.float32
-        params, steps, diverged_at = trajectory(f32(kappa), f32(angle), f32(eta), f32(beta))
+        params, steps, diverged_at = quadratic_run(f32(kappa), f32(angle), f32(eta), f32(beta), shown=SHOWN)
         params, steps, diverged_at = np.asarray(params), int(steps), int(diverged_at)
         color = plots.color(_label(momentum))
         name = plots.run_label("momentum" if momentum else "GD", eta, diverged_at)

@@ -4,8 +4,10 @@ r"""Mini-batch gradient descent: batch size, vectorization, measuring error, cho
   epoch is :math:`m = \lceil n/b \rceil` updates :math:`w \leftarrow w - \eta \frac{1}{|B|}\sum_{i \in B}
   x_i(x_i^\top w - y_i)` over a fresh permutation. The batch size is a shape, so the runs for every
   b = 1, 2, 4, …, n are computed together at build (one compile); the slider only picks one.
-* :func:`time_per_sample`: wall time of one forward+backward pass of an MLP per sample, for b = 1 … 1024,
-  measured on this machine (one small jit per b).
+* ``time_figure``: wall time of one forward+backward pass of an MLP per sample, for b = 1 … 1024, and of
+  one epoch on digits, measured on this machine by ``lecture_lib.experiments_minibatch`` (whose timing
+  helpers this module re-exports under their old names); ``wallclock_figure``: training cost against
+  wall-clock time.
 * ``running_loss``: the running mean of the last N batch losses against the true training cost per epoch.
 * ``batch_memory``: bytes for one batch's forward and backward pass of an MLP, against a memory budget.
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 
 import ipywidgets as widgets
 import jax
@@ -25,6 +26,15 @@ from plotly.subplots import make_subplots
 
 from lecture_lib import data, models, plots, sampling, training
 from lecture_lib import optimizers as O
+from lecture_lib.experiments_minibatch import (  # noqa: F401  (re-exported: the old names of this module)
+    DIGITS_MODEL,
+    VEC_MODEL,
+    WALLCLOCK_RUNS,
+    cost_at,
+    epoch_time_digits,
+    time_per_sample,
+    wallclock_curves,
+)
 from lecture_lib.panels.base import Panel, register
 
 N_SAMPLES = 64  # regression samples: batch sizes 1, 2, 4, ..., 64
@@ -238,32 +248,6 @@ class MinibatchPaths(Panel):
 
 # ---- 2. vectorization: time per sample ------------------------------------------------------------------
 
-VEC_MODEL = (64, 256, 256, 10)
-
-
-def time_per_sample(batch_sizes=(1, 4, 16, 64, 256, 1024), sizes=VEC_MODEL, repeats=10, seed=0):
-    """Best-of-``repeats`` wall seconds per sample of one jitted forward+backward pass (loss gradient) of an
-    MLP with layer widths ``sizes``, for each batch size; compile excluded."""
-    model = models.mlp(list(sizes))
-    params = model.init(jax.random.key(seed))
-
-    def loss(p, x, y):
-        return jnp.mean(models.softmax_cross_entropy(model.apply(p, x), y))
-
-    out = []
-    for b in batch_sizes:
-        grad = jax.jit(jax.grad(loss))
-        x = jax.random.normal(jax.random.key(b), (b, sizes[0]))
-        y = jnp.zeros((b,), jnp.int32)
-        jax.block_until_ready(grad(params, x, y))  # compile
-        best = math.inf
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            jax.block_until_ready(grad(params, x, y))
-            best = min(best, time.perf_counter() - t0)
-        out.append(best / b)
-    return np.asarray(batch_sizes), np.asarray(out)
-
 
 def time_figure(batch_sizes, per_sample, epoch_sizes=None, epoch_times=None) -> go.FigureWidget:
     """Time per sample against b (left); if given, seconds per training epoch on digits against b (right)."""
@@ -307,44 +291,6 @@ def time_figure(batch_sizes, per_sample, epoch_sizes=None, epoch_times=None) -> 
         fig.update_yaxes(title_text="ms per epoch", row=1, col=2)
     fig.update_layout(**plots.base_layout("Vectorization: larger batches use the hardware", height=480))
     return go.FigureWidget(fig)
-
-
-DIGITS_MODEL = (64, 50, 10)
-
-
-def epoch_time_digits(batch_sizes=(1, 32, 1437), repeats=5, seed=0):
-    """Best-of-``repeats`` wall seconds of one SGD epoch (m = ⌈n/b⌉ updates, scanned) on digits per b."""
-    ds = data.digits(seed)
-    x, y = ds.x_train, ds.y_train
-    n = x.shape[0]
-    model = models.mlp(list(DIGITS_MODEL))
-    params = model.init(jax.random.key(seed))
-
-    def loss(p, xb, yb, mk):
-        return jnp.sum(mk * models.softmax_cross_entropy(model.apply(p, xb), yb)) / jnp.sum(mk)
-
-    out = []
-    for b in batch_sizes:
-
-        @jax.jit
-        def epoch(p, idx, mask):
-            def step(p, batch):
-                i, mk = batch
-                g = jax.grad(loss)(p, x[i], y[i], mk)
-                return jax.tree.map(lambda a, ga: a - 0.01 * ga, p, g), None
-
-            return jax.lax.scan(step, p, (idx, mask))[0]
-
-        idx, mask = sampling.batches(jax.random.key(seed), n, b, 1)
-        idx, mask = idx[0], mask[0]
-        jax.block_until_ready(epoch(params, idx, mask))
-        best = math.inf
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            jax.block_until_ready(epoch(params, idx, mask))
-            best = min(best, time.perf_counter() - t0)
-        out.append(best)
-    return np.asarray(batch_sizes), np.asarray(out)
 
 
 # ---- 3. measuring error: running loss vs true training cost -----------------------------------------------
@@ -552,39 +498,6 @@ class BatchMemory(Panel):
 
 
 # ---- loss against wall-clock time ------------------------------------------------------------------------
-
-# (batch size, learning rate, epochs): each stable for its b, each taking tens of milliseconds here
-WALLCLOCK_RUNS = ((1, 0.01, 4), (32, 0.1, 20), (1437, 1.0, 100))
-
-
-def wallclock_curves(runs=WALLCLOCK_RUNS, repeats=3, seed=0):
-    """Train the 64-50-10 net on digits with SGD for each (b, η, epochs); returns ``{b: (seconds, cost)}``:
-    the training cost after each epoch against the wall-clock time at which that epoch ended (the best of
-    ``repeats`` timed runs after a compiling one, spread evenly over the epochs)."""
-    digits, model = data.digits(seed=0), models.mlp([64, 50, 10])
-    out = {}
-    for b, lr, epochs in runs:
-
-        def go(b=b, lr=lr, epochs=epochs):
-            return training.fit(
-                model, digits, O.sgd(lr), epochs=epochs, batch_size=b, key=jax.random.key(seed)
-            ).cost.block_until_ready()
-
-        cost = np.asarray(go())
-        best = math.inf
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            go()
-            best = min(best, time.perf_counter() - t0)
-        out[b] = (best * np.arange(1, epochs + 1) / epochs, cost)
-    return out
-
-
-def cost_at(curves, b, seconds):
-    """Training cost of run ``b`` at a wall-clock budget: its last epoch that ended within ``seconds``."""
-    t, cost = curves[b]
-    done = t <= seconds
-    return float(cost[done][-1]) if done.any() else math.inf
 
 
 def wallclock_figure(curves) -> go.FigureWidget:
