@@ -131,7 +131,7 @@ class ScheduleTrainer:
             raise ValueError(
                 f"seeds must be a non-empty sequence of non-negative integers, got seeds={seeds!r}"
             )
-        start, _ = training._plan(self.model, self.data, epochs=self.epochs, batch_size=self.batch_size)
+        start, _ = training.plan(self.model, self.data, epochs=self.epochs, batch_size=self.batch_size)
         starts = [jax.tree.map(np.asarray, start(jax.random.key(int(s)))) for s in seeds]
         self._starts = jax.tree.map(lambda *a: jnp.stack(a), *starts)
         self.seeds = tuple(int(s) for s in seeds)
@@ -169,7 +169,7 @@ def _runs(lr, h) -> Runs:
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _train(model, epochs, batch_size, schedule, opt, reg, starts, data):
     def one(params, idx, mask):
-        _, run = training._plan(model, data, epochs=epochs, batch_size=batch_size, schedule=schedule, reg=reg)
+        _, run = training.plan(model, data, epochs=epochs, batch_size=batch_size, schedule=schedule, reg=reg)
         return run(opt, params, idx, mask)
 
     h = jax.vmap(one)(*starts)

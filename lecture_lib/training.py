@@ -43,7 +43,7 @@ from lecture_lib import _checks, models, sampling, schedules
 from lecture_lib import data as _data
 from lecture_lib.optimizers import Optimizer
 
-_ORDERS = sampling.ORDERS  # fit's argument ``sampling`` shadows the module in fit and _plan
+_ORDERS = sampling.ORDERS  # fit's argument ``sampling`` shadows the module in fit and plan
 LINE = "Finished epoch {} / {}: cost {:f}, train: {:f}, val {:f}, lr {:e}"
 LAST = "finished optimization. best validation accuracy: {:f}"
 
@@ -211,7 +211,7 @@ def fit(
     _check_opt(opt)
     if key is None:
         raise ValueError("key is required: pass key=jax.random.key(seed)")
-    start, run = _plan(
+    start, run = plan(
         model, data, epochs=epochs, batch_size=batch_size, schedule=schedule, reg=reg, sampling=sampling,
         schedule_unit=schedule_unit, loss=loss, params0=params0, return_state=return_state,
     )  # fmt: skip
@@ -223,11 +223,18 @@ def _check_opt(opt):
         raise TypeError(f"opt must be an optimizer from ll.optimizers, got opt={opt!r}")
 
 
-def _plan(
+def plan(
     model, data, *, epochs, batch_size, schedule=None, reg=0.0, sampling="reshuffle", schedule_unit="update",
     loss=None, params0=None, return_state=False,
 ):  # fmt: skip
-    """Check ``fit``'s arguments (``sweep`` passes its keyword arguments here); return ``start``, ``run``."""
+    """``fit`` in two halves, for experiments that vmap over seeds or optimizers themselves (like ``sweep``).
+
+    Checks ``fit``'s keyword arguments once and returns ``(start, run)``: ``start(key)`` gives the initial
+    weights and the sample order ``(params, idx, mask)`` that ``fit(..., key=key)`` would draw, and
+    ``run(opt, params, idx, mask)`` the :class:`History` of training from them. So
+    ``run(opt, *start(key))`` equals ``fit(model, data, opt, key=key, ...)``; ``run`` works under ``jax.vmap``
+    over ``opt``'s hyperparameters and over stacked ``params, idx, mask``.
+    """
     if not isinstance(model, models.Model):
         raise TypeError(f"model must be a model from ll.models (mlp, linear), got model={model!r}")
     epochs = _checks.positive_int("epochs", epochs, array=False)
@@ -295,7 +302,7 @@ def sweep(model, data, make_opt: Callable[[Any], Optimizer], lrs, seeds, **fit_k
         raise ValueError(
             f"seeds must be a non-empty 1-D sequence of non-negative integers, got seeds={seeds!r}"
         )
-    start, run = _plan(model, data, **fit_kwargs)
+    start, run = plan(model, data, **fit_kwargs)
     # Weights and orders per seed, unbatched (random-number code under vmap compiles slowly); then one flat
     # vmap over the grid (a nested vmap compiles several times slower).
     starts = [jax.tree.map(np.asarray, start(jax.random.key(int(s)))) for s in seeds_]

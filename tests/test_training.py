@@ -465,3 +465,25 @@ def test_bad_arguments_of_sweep(kwargs, error, match):
     args = {"make_opt": O.sgd, "lrs": [0.1], "seeds": [0], "epochs": 2, "batch_size": 64, **kwargs}
     with pytest.raises(error, match=match):
         sweep(MLP, DATA, args.pop("make_opt"), args.pop("lrs"), args.pop("seeds"), **args)
+
+
+def test_plan_splits_fit_into_start_and_run_with_the_same_numbers():
+    d = ll.data.digits(seed=0)
+    model = ll.models.mlp([64, 16, 10])
+    kwargs = dict(epochs=2, batch_size=128, reg=1e-3)
+    start, run = ll.training.plan(model, d, **kwargs)
+    key = jax.random.key(5)
+    opt = ll.optimizers.momentum(0.05, beta=0.9)
+    ref = ll.training.fit(model, d, opt, key=key, **kwargs)
+    got = run(opt, *start(key))
+    for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # vmapped over two seeds' starts: each row equals its own fit
+    starts = [start(jax.random.key(s)) for s in (1, 2)]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *starts)
+    both = jax.vmap(lambda p, i, m: run(opt, p, i, m))(*stacked)
+    for row, s in enumerate((1, 2)):
+        one = ll.training.fit(model, d, opt, key=jax.random.key(s), **kwargs)
+        np.testing.assert_allclose(both.cost[row], one.cost, rtol=1e-5)
+    with pytest.raises(ValueError, match="batch_size must be at most"):
+        ll.training.plan(model, d, epochs=1, batch_size=10**6)
