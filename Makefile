@@ -46,7 +46,9 @@ lab: $(STAMP)
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Both suites run even when the first fails; the target fails if either does (exit 5, nothing collected,
-# counts as a failure).
+# counts as a failure). tests/test_browser_*.py need Debian's Chromium (`apt-get install chromium`; .ci/run
+# installs it): without it they fail with that hint, never skip. They start Voila and JupyterLab on 127.0.0.1
+# and take 5-8 minutes on 2 cores. BROWSER_LATENCY=benchmarks/browser_latency.md writes the slider-latency table.
 test: $(STAMP)
 	@rc=0; \
 	$(VENV)/bin/python -m pytest -n 2 tests || rc=1; \
@@ -54,7 +56,8 @@ test: $(STAMP)
 		notebooks || rc=1; \
 	exit $$rc
 
-# Voila with the project's offline template (share/jupyter/voila/templates/, found through JUPYTER_PATH).
+# Voila with the project's offline template (share/jupyter/voila/templates/lecture, found through JUPYTER_PATH),
+# on 127.0.0.1; prints the address. Options: python -m lecture_lib.present --help (--port, --theme dark, ...).
 present: $(STAMP)
 	$(JAX_CACHE_ENV) JUPYTER_PATH=$(CURDIR)/share/jupyter $(VENV)/bin/python -m lecture_lib.present notebooks
 

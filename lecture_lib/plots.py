@@ -264,42 +264,130 @@ def stepped_figure(
 # -- one plotly.js per page for every FigureWidget -----------------------------------------------------------
 # plotly 7's FigureWidget is an anywidget whose front-end code (``_esm``, a 5 MB bundle) travels with every
 # figure. anywidget 0.11 imports it once per figure, from a fresh blob URL, and gives each figure 2 s to be
-# ready; a late figure logs "[anywidget] Failed to initialize model.", then drops every update from Python (or
-# its panel is missing: "widget model not found"). One import takes 1-2.5 s on a 2-core machine, and Voilà
+# ready; a late figure logs "[anywidget] Failed to initialize model." and then drops every update from Python
+# (or its panel is missing: "widget model not found"). One import takes 1-2.5 s on a 2-core machine, and Voilà
 # creates all models of a page at once: six figures meant six parallel imports; pages failed 4 times in 10.
-# This loader imports the bundle once per page (keyed by its hash) and reuses a copy that the page started
-# loading early, if any: the presenter template (share/jupyter/voila/templates/lecture) does so while the
-# notebook still runs, so no figure's 2 s include the import.
-_WIDGET_LOADER = """\
+# Here every FigureWidget gets a 2 kB loader instead, ready at once: plotly's model starts when the bundle is
+# there, replaying the Python -> JavaScript messages that came meanwhile (unless a full ``_widget_data``
+# superseded them), and views wait for it. The bundle is imported once per page: the copy that the presenter
+# template (share/jupyter/voila/templates/lecture) starts importing while the notebook runs, else the source
+# that one hidden widget per kernel (``_PlotlyBundle``, created with the first figure) brings to the page.
+_SLOT_JS = """\
 const key = Symbol.for("lecture_lib.plotly_widget.%(digest)s");
-const early = globalThis[Symbol.for("lecture_lib.plotly_widget")];
-if (!globalThis[key]) {
-  const load = () => {
-    const url = URL.createObjectURL(new Blob([%(source)s], { type: "text/javascript" }));
-    return import(/* webpackIgnore: true */ url).finally(() => URL.revokeObjectURL(url));
-  };
-  globalThis[key] = (early ? early.catch(load) : load()).catch((error) => {
-    delete globalThis[key];
-    throw error;
-  });
+
+function slot() {
+  if (!globalThis[key]) {
+    let resolve, reject;
+    const promise = new Promise((ok, fail) => { resolve = ok; reject = fail; });
+    promise.catch(() => {});
+    globalThis[key] = { promise, resolve, reject, started: false, source: null };
+  }
+  return globalThis[key];
 }
-const bundle = await globalThis[key];
-export default bundle.default;
+
+function load(source) {
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  return import(/* webpackIgnore: true */ url).finally(() => URL.revokeObjectURL(url));
+}
+
+// plotly's widget module, once per page; ``source``: its code, if this widget brings it.
+function bundle(source) {
+  const s = slot();
+  if (source) s.source = source;
+  if (s.started) return s.promise;
+  const early = globalThis[Symbol.for("lecture_lib.plotly_widget")];
+  if (!early && !s.source) return s.promise;  // the widget that brings the source starts it
+  s.started = true;
+  (early || Promise.reject(new Error("no early copy"))).then(s.resolve, () => {
+    if (s.source) load(s.source).then(s.resolve, s.reject);
+    else s.started = false;
+  });
+  return s.promise;
+}
 """
+
+_CARRIER_JS = (
+    _SLOT_JS
+    + """
+export default () => ({
+  initialize({ model }) {
+    bundle(model.get("source"));
+  },
+});
+"""
+)
+
+_WIDGET_LOADER = (
+    _SLOT_JS
+    + """
+const MESSAGES = ["addTraces", "deleteTraces", "moveTraces", "restyle", "relayout", "update", "animate",
+  "removeLayoutProps", "removeTraceProps"].map((name) => `_py2js_${name}`);
+
+export default () => {
+  let plotly;
+  return {
+    initialize({ model, experimental }) {
+      const missed = [];
+      const listeners = MESSAGES.map((name) => [`change:${name}`, () => {
+        const value = model.get(name);
+        if (value !== null && value !== undefined) missed.push([name, value]);
+      }]);
+      listeners.push(["change:_widget_data", () => { missed.length = 0; }]);
+      for (const [event, listener] of listeners) model.on(event, listener);
+      plotly = bundle(null).then((module) => {
+        for (const [event, listener] of listeners) model.off(event, listener);
+        const widget = module.default();
+        widget.initialize({ model, experimental });
+        for (const [name, value] of missed) {
+          model.set(name, value);
+          model.set(name, null);
+        }
+        return widget;
+      });
+      plotly.catch((error) => console.error("[lecture_lib] plotly's widget code failed to load", error));
+    },
+    async render({ model, el, experimental }) {
+      return (await plotly).render({ model, el, experimental });
+    },
+  };
+};
+"""
+)
+
+_CARRIER = None  # the kernel's _PlotlyBundle widget
 
 
 def share_widget_bundle() -> None:
-    """Make every ``go.FigureWidget`` created from now on import plotly's widget code once per page."""
+    """Make every ``go.FigureWidget`` created from now on use the loader above (idempotent)."""
     import hashlib
-    import json
 
+    import anywidget
+    import traitlets
     from plotly.basewidget import BaseFigureWidget
 
+    global _CARRIER
+    if _CARRIER is not None:
+        return
     source = str(BaseFigureWidget._esm)
-    if "lecture_lib.plotly_widget" in source[:200]:
-        return  # already shared
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    BaseFigureWidget._esm = _WIDGET_LOADER % {"digest": digest, "source": json.dumps(source)}
+
+    class _PlotlyBundle(anywidget.AnyWidget):
+        """Hidden: brings plotly's widget code to the page once per kernel."""
+
+        _esm = _CARRIER_JS % {"digest": digest}
+        source = traitlets.Unicode().tag(sync=True)
+
+    original_init = BaseFigureWidget.__init__
+
+    def __init__(self, *args, **kwargs):
+        global _CARRIER
+        if not _CARRIER:
+            _CARRIER = _PlotlyBundle(source=source)
+        original_init(self, *args, **kwargs)
+
+    BaseFigureWidget._esm = _WIDGET_LOADER % {"digest": digest}
+    BaseFigureWidget.__init__ = __init__
+    _CARRIER = False  # patched; the carrier itself comes with the first figure
 
 
 share_widget_bundle()

@@ -1,7 +1,7 @@
-"""Debian's Chromium driven by Playwright, offline: the launcher and the local servers the browser tests share.
+"""Debian's Chromium driven by Playwright, offline: the launcher and local servers the browser tests share.
 
-Never ``playwright install`` (it downloads a browser; these machines reach no such server): the tests launch the
-system ``chromium`` (``apt-get install -y chromium``) through ``executable_path``. A missing browser is a
+Never ``playwright install`` (it downloads a browser; these machines reach no such server): the tests launch
+the system ``chromium`` (``apt-get install -y chromium``) through ``executable_path``. A missing browser is a
 failure whose message says how to install it, not a skip.
 """
 
@@ -66,28 +66,43 @@ def browser(network: str = "abort") -> Iterator:
     ``network="abort"`` fails every request that leaves 127.0.0.1 at once; ``"hang"`` never answers them (a
     black-holed network: the case where a page waiting for a CDN never renders). Yields the browser context.
     """
-    if network not in ("abort", "hang"):
-        raise ValueError(f"network must be 'abort' or 'hang', got {network!r}")
+    with browsers(network) as (context,):
+        yield context
+
+
+@contextlib.contextmanager
+def browsers(*networks: str) -> Iterator[tuple]:
+    """Several browsers at once, one per entry of ``networks`` (see :func:`browser`), from one Playwright
+    (its sync API cannot be nested). Yields a tuple of browser contexts."""
+    for network in networks:
+        if network not in ("abort", "hang"):
+            raise ValueError(f"network must be 'abort' or 'hang', got {network!r}")
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile, sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            profile, executable_path=executable, headless=True, args=CHROMIUM_FLAGS
-        )
-        context.outside_requests = []  # every non-local URL the page asked for
+    with contextlib.ExitStack() as stack:
+        p = stack.enter_context(sync_playwright())
+        contexts = []
+        for network in networks:
+            profile = stack.enter_context(tempfile.TemporaryDirectory(prefix="chromium-profile-"))
+            context = p.chromium.launch_persistent_context(
+                profile, executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+            )
+            stack.callback(context.close)
+            context.outside_requests = []  # every non-local URL the page asked for
+            context.route(lambda url: not is_local(url), _router(context, network))
+            contexts.append(context)
+        yield tuple(contexts)
 
-        def route(r):
-            context.outside_requests.append(r.request.url)
-            if network == "abort":
-                r.abort()
-            # "hang": neither continue nor abort: the request stays pending, like a black-holed network
 
-        context.route(lambda url: not is_local(url), route)
-        try:
-            yield context
-        finally:
-            context.close()
+def _router(context, network: str):
+    def route(r):
+        context.outside_requests.append(r.request.url)
+        if network == "abort":
+            r.abort()
+        # "hang": neither continue nor abort: the request stays pending, like a black-holed network
+
+    return route
 
 
 @contextlib.contextmanager
@@ -118,3 +133,107 @@ def server(cmd: list[str], url: str, *, env: dict | None = None, cwd: Path = ROO
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+# -- what a page shows: console errors, widget models, plotly figures, slider redraws ------------------------
+
+# plotly's FigureWidget is an anywidget; its models name the Python class they mirror.
+FIGURE_WIDGET_ID = "plotly.graph_objs._figurewidget.FigureWidget"
+
+
+class PageWatch:
+    """The console errors and uncaught exceptions of a page, as they happen."""
+
+    def __init__(self, page):
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(f"console.error: {m.text}"))
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+
+# The FigureWidgets inside some top-level widget models (a figure, or a box of boxes holding figures), asked
+# of the page's widget manager (Voilà's ``window.jupyterapp.widgetManager``). A model the manager cannot
+# produce ("widget model not found") is listed as missing.
+FIGURES_EXPECTED_JS = """async ([ids, figureId]) => {
+  const manager = window.jupyterapp && window.jupyterapp.widgetManager;
+  if (!manager) return { figures: -1, missing: ["no widget manager on the page"] };
+  const missing = [];
+  let figures = 0;
+  const count = (model) => {
+    if (model.get("_anywidget_id") === figureId) figures += 1;
+    for (const child of model.get("children") || []) count(child);
+  };
+  for (const id of ids) {
+    try {
+      count(await manager.get_model(id));
+    } catch (error) {
+      missing.push(`${id}: ${error}`);
+    }
+  }
+  return { figures, missing };
+}"""
+
+
+def figures_expected(page, top: list[str]) -> int:
+    """How many FigureWidgets the widgets ``top`` (model ids) display; fails if a model cannot be created."""
+    result = page.evaluate(FIGURES_EXPECTED_JS, [top, FIGURE_WIDGET_ID])
+    if result["missing"]:
+        pytest.fail("widget models missing:\n" + "\n".join(result["missing"]), pytrace=False)
+    return result["figures"]
+
+
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.25):
+    """Poll ``predicate`` until it returns something truthy; fail with ``what()`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"after {timeout:.0f} s: {what()}", pytrace=False)
+        time.sleep(poll)
+
+
+# Installed in a page: the time of the last keydown and of every change inside a plotly figure's SVG.
+REDRAW_PROBE = """() => {
+  if (window.__redraw) return;
+  const probe = window.__redraw = { key: 0, changes: [] };
+  document.addEventListener("keydown", () => { probe.key = performance.now(); }, true);
+  new MutationObserver((records) => {
+    const now = performance.now();
+    for (const r of records) {
+      const node = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+      if (node && node.closest(".js-plotly-plot")) { probe.changes.push(now); break; }
+    }
+  }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+}"""
+
+
+def plot_signature(locator) -> str:
+    """The SVG markup of every figure in ``locator`` (a figure's content, to compare before and after)."""
+    svgs = locator.locator(".js-plotly-plot .main-svg")
+    return "".join(svgs.evaluate_all("els => els.map(e => e.outerHTML)"))
+
+
+def press_and_wait_for_redraw(page, handle, key: str, figures, timeout: float = 20.0) -> float:
+    """Press ``key`` on a slider handle once the page is quiet; milliseconds from the key to the first change
+    of a figure's SVG in ``figures`` (a locator). Fails if nothing changes within ``timeout`` seconds."""
+    page.evaluate(REDRAW_PROBE)
+    # quiet: no figure changed for 300 ms
+    wait_for(
+        lambda: page.evaluate("() => performance.now() - (window.__redraw.changes.at(-1) ?? 0) > 300"),
+        timeout,
+        lambda: "the figures never stopped changing",
+        poll=0.05,
+    )
+    before = plot_signature(figures)
+    start = page.evaluate("() => (window.__redraw.changes = [], performance.now())")
+    handle.press(key)
+    wait_for(
+        lambda: page.evaluate("() => window.__redraw.changes.length") and plot_signature(figures) != before,
+        timeout,
+        lambda: f"pressing {key} on a slider did not change its figure",
+        poll=0.02,
+    )
+    key_time, first = page.evaluate("() => [window.__redraw.key, window.__redraw.changes[0]]")
+    return first - max(key_time, start)

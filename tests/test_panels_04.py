@@ -83,4 +83,5 @@ def test_nonconvex_seeds_reach_several_minima_at_stationary_points():
     ends = np.array([float(surface(w)) for w in paths[:, -1]])
     assert np.all(ends < 0.01)
     fig = sc.nonconvex_figure(paths, nearest)
+    assert type(fig).__name__ == "FigureWidget"  # a plain go.Figure fails to draw in Voila 0.5
     assert fig.layout.title.text and fig.layout.font.size >= 14

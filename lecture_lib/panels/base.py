@@ -10,6 +10,7 @@ compiles.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable
 
 import ipywidgets as widgets
@@ -68,6 +69,14 @@ class Panel:
     def _ipython_display_(self):
         from IPython.display import display
 
+        # A FigureWidget syncs only the figure it was created with; later edits travel as messages, which a
+        # front end that connects afterwards (Voilà: the page fetches the widgets once the notebook has run)
+        # never sees. plotly re-syncs the whole figure when the FigureWidget itself is displayed, not when a
+        # box holding it is: do it here, or Voilà shows every panel as it was before its first update.
+        for figure in self.figure if isinstance(self.figure, list) else [self.figure]:
+            if hasattr(figure, "_widget_data"):
+                figure._widget_layout = copy.deepcopy(figure._layout_obj._props)
+                figure._widget_data = copy.deepcopy(figure._data)
         display(self.widget)
 
     # -- static pages (``make site``): the panel without a kernel -------------------------------------------

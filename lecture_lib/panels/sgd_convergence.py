@@ -348,8 +348,11 @@ def nonconvex_endpoints(lr=0.01, tau=20.0, noise=NC_NOISE, seeds=NC_SEEDS, steps
 MINIMA_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")
 
 
-def nonconvex_figure(paths, nearest) -> go.Figure:
-    """Paths over Himmelblau's contours, coloured by the minimum each seed ends at."""
+def nonconvex_figure(paths, nearest) -> go.FigureWidget:
+    """Paths over Himmelblau's contours, coloured by the minimum each seed ends at.
+
+    A ``FigureWidget``, like every figure of the notebooks: Voilà 0.5 draws a plain ``go.Figure`` with a
+    renderer plugin that fails there (``setData is not a function``)."""
     surface = S.SURFACES["himmelblau"]
     minima = np.asarray(surface.minima)
     fig = go.Figure(plots.contour_trace(surface))
@@ -383,4 +386,4 @@ def nonconvex_figure(paths, nearest) -> go.Figure:
     fig.update_layout(width=760, legend=dict(y=-0.12))
     fig.update_xaxes(title_text="w₁", range=[-5, 5], constrain="domain")
     fig.update_yaxes(title_text="w₂", range=[-5, 5], scaleanchor="x")
-    return fig
+    return go.FigureWidget(fig)
