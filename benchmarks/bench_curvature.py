@@ -14,6 +14,7 @@ import datetime
 import os
 import platform
 import time
+from dataclasses import dataclass
 
 import jax
 import numpy as np
@@ -51,7 +52,20 @@ def _torch_form_seconds(n_target: int, seed: int = 0) -> float:
     return min(times)
 
 
+@dataclass
+class Result:
+    report: str
+    cost: hc.HessianCost  # n, seconds (3, k): form H, solve, one HVP
+    slopes: np.ndarray  # fitted log-log slopes: form, solve, HVP
+    torch_form: list[float] | None  # seconds of torch.autograd.functional.hessian per size
+
+
 def main(argv=None) -> str:
+    """Run the benchmark, print the Markdown report and return it."""
+    return run(argv).report
+
+
+def run(argv=None) -> Result:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three small sizes")
     parser.add_argument("--sizes", type=int, nargs="+", help="numbers of weights to measure")
@@ -73,15 +87,17 @@ def main(argv=None) -> str:
         f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         "- best of repeated calls after compiling; HVPs timed 1,024 at a time and reported per product",
         "",
-        "| n | form H (jax) | form H (torch.autograd.functional.hessian) | solve (H + I)x = g | one HVP |"
-        " H bytes (float32) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| n | form H (jax) | form H (torch.autograd.functional.hessian) | torch ÷ jax | solve (H + I)x = g "
+        "| one HVP | form H ÷ HVP | H bytes (float32) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for j, n in enumerate(cost.n):
         tf = "n/a" if torch_form is None else f"{torch_form[j] * 1e3:.2f} ms"
+        ratio = "n/a" if torch_form is None else f"{torch_form[j] / cost.seconds[0, j]:.1f}×"
         lines.append(
-            f"| {n} | {cost.seconds[0, j] * 1e3:.2f} ms | {tf} | {cost.seconds[1, j] * 1e3:.2f} ms "
-            f"| {cost.seconds[2, j] * 1e6:.2f} µs | {hc.human_bytes(hc.dense_hessian_bytes(n))} |"
+            f"| {n} | {cost.seconds[0, j] * 1e3:.2f} ms | {tf} | {ratio} | {cost.seconds[1, j] * 1e3:.2f} ms "
+            f"| {cost.seconds[2, j] * 1e6:.2f} µs | {cost.seconds[0, j] / cost.seconds[2, j]:,.0f}× "
+            f"| {hc.human_bytes(hc.dense_hessian_bytes(n))} |"
         )
     lines += [
         "",
@@ -96,7 +112,7 @@ def main(argv=None) -> str:
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(report + "\n")
-    return report
+    return Result(report, cost, slopes, torch_form)
 
 
 if __name__ == "__main__":

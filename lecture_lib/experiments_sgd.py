@@ -56,6 +56,9 @@ class BatchVariance(NamedTuple):
     pred_without: jax.Array  # (k,) var(loss)/b · (n−b)/(n−1)
 
 
+_ITEMS = 64  # items per block of uniforms in the selection sampling below
+
+
 @functools.partial(jax.jit, static_argnames=("sizes", "draws"))
 def _batch_variance(losses, key, *, sizes, draws):
     n = losses.shape[0]
@@ -69,15 +72,26 @@ def _batch_variance(losses, key, *, sizes, draws):
     # without replacement: Knuth's selection sampling (Algorithm S), one pass over the n items for all draws
     # and sizes: item i joins with probability (b − chosen)/(n − i). Exactly uniform b-subsets and no sort
     # (15x faster than an argsort permutation per draw on XLA:CPU); one uniform per (item, draw), all sizes.
+    # The uniforms are drawn a block of _ITEMS items at a time (one (_ITEMS, draws) draw per block, an inner
+    # scan over its items): drawing them item by item inside the scan took 1.8x longer (many small calls of
+    # the random-bit generator, which dominates the cost), and all of them up front would need n·draws floats.
     def item(carry, inputs):
         chosen, total = carry
-        i, l_i = inputs
-        u = jax.random.uniform(jax.random.fold_in(k_without, i), (1, draws))
-        take = u * (n - i).astype(jnp.float32) < b[:, None] - chosen
+        i, l_i, u = inputs
+        take = u[None, :] * (n - i).astype(jnp.float32) < b[:, None] - chosen
         return (chosen + take, total + jnp.where(take, l_i, 0.0)), None
 
+    def block(carry, inputs):
+        c, i, l_c = inputs
+        u = jax.random.uniform(jax.random.fold_in(k_without, c), (_ITEMS, draws))
+        return jax.lax.scan(item, carry, (i, l_c, u))[0], None
+
+    blocks = -(-n // _ITEMS)
+    pad = blocks * _ITEMS - n  # padding items come after all n real ones and carry loss 0: they add nothing
+    i_all = jnp.arange(blocks * _ITEMS).reshape(blocks, _ITEMS)
+    l_all = jnp.pad(l, (0, pad)).reshape(blocks, _ITEMS)
     zeros = jnp.zeros((len(sizes), draws))
-    (_, total), _ = jax.lax.scan(item, (zeros, zeros), (jnp.arange(n), l))
+    (_, total), _ = jax.lax.scan(block, (zeros, zeros), (jnp.arange(blocks), i_all, l_all))
     var_loss = jnp.mean(l * l)  # population variance of the n losses
     return BatchVariance(
         jnp.asarray(sizes, jnp.int32),

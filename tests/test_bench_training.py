@@ -55,7 +55,17 @@ def test_training_benchmark_runs_and_every_implementation_agrees(bench, tmp_path
         assert column in header
     assert any(line.startswith("| SGD | ") for line in lines)
     assert sum(line.startswith(("| ll.", "| NumPy", "| PyTorch")) for line in lines) == 4
-    assert printed.count(": yes, max") == 1 and "floor: " in printed and ": NO" not in printed
+    assert printed.count(": yes, max") == 1 and "floor: " in printed
+    assert not any(line.startswith("correctness:") and ": NO" in line for line in lines)
+    assert "within 5× the floor: " in printed and "issue target: ll ahead of NumPy and PyTorch: " in printed
+    assert set(result.targets()) == {"torch", "optax", "floor", "variance"}
+    assert result.var_draws == 200 and result.var_sizes == 11
+
+    summary = load_benchmark("run").summarize_training(result)  # benchmarks/run.py's rows for it
+    assert [line.number for line in summary] == ["3"] * 3 + ["4"] * 3
+    assert [line.target for line in summary[:3]] == ["≥ 10×", "≥ 2×", "≤ 5×"]
+    assert all(line.met in (True, False) for line in summary)
+    sys.modules.pop("run", None)
 
 
 @pytest.mark.parametrize(

@@ -252,3 +252,15 @@ def test_results_have_documented_shapes_and_dtypes_and_vmap_over_keys(losses, re
 def test_bad_arguments_raise_value_errors_naming_them(losses, call, match):
     with pytest.raises(ValueError, match=match):
         call(losses)
+
+
+def test_batch_error_variance_is_exact_when_n_is_not_a_multiple_of_the_uniform_block():
+    # the uniforms come in blocks of _ITEMS items; n = 100 pads the last block, which must select nothing
+    l = jnp.asarray(np.random.default_rng(0).standard_normal(100).astype(np.float32))
+    r = jax.tree.map(
+        np.asarray, ex.batch_error_variance(l, (1, 10, 50, 100), key=jax.random.key(3), draws=4000)
+    )
+    assert ex._ITEMS != 100 and 100 % ex._ITEMS != 0
+    assert r.var_without[-1] < 1e-10  # b = n: every draw is the whole population
+    np.testing.assert_allclose(r.var_without[:3] / r.pred_without[:3], 1.0, atol=0.1)
+    np.testing.assert_allclose(r.var_replacement / r.pred_replacement, 1.0, atol=0.1)

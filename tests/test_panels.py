@@ -47,6 +47,7 @@ def test_panel_has_the_contract_attributes(panel):
     figures = panel.figure if isinstance(panel.figure, list) else [panel.figure]
     assert figures and all(type(f).__name__ == "FigureWidget" for f in figures)
     assert isinstance(panel.widget, widgets.Widget)
+    assert panel.kind in ("surface", "training"), "the latency target class (benchmarks/bench_panels.py)"
     for f in figures:
         assert f.layout.font.size >= 14, "projector-readable fonts"
         assert f.layout.title.text, "every figure has a title"

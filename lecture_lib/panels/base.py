@@ -31,6 +31,9 @@ def register(name: str):
 
 class Panel:
     name: str = "panel"
+    # what a redraw does, for the latency targets (benchmarks/bench_panels.py): "surface" redraws from 2-D
+    # runs (≤ 30 ms in the kernel), "training" retrains a model (≤ 150 ms)
+    kind: str = "surface"
 
     def __init__(self):
         self._holding = False

@@ -79,6 +79,8 @@ def _fmt(lr: float) -> str:
 class LRSensitivity(Panel):
     """Accuracy against the learning rate (left); accuracy per epoch at each optimizer's best rate (right)."""
 
+    kind = "training"  # retrains a model on every move
+
     def __init__(self, **sweep_kwargs):
         self.sweeps = lr_sensitivity(**sweep_kwargs)
         self.epochs = next(iter(self.sweeps.values())).val_acc.shape[-1]

@@ -48,6 +48,8 @@ def diverged_text(diverged_at: int, m: int) -> str:
 class LRExperiment(Panel):
     """Loss and cost (left), train/val accuracy (right), the slide's epoch log below."""
 
+    kind = "training"  # retrains a model on every move
+
     def __init__(self, data=None, hidden: int = HIDDEN, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE):
         self.data = _data.digits(seed=0) if data is None else data
         self.sizes = (int(self.data.x_train.shape[1]), int(hidden), int(self.data.n_classes or 10))

@@ -130,6 +130,8 @@ class LossGallery(Panel):
 class RangeTest(Panel):
     """Loss after each update against that update's rate (log x): raw and smoothed, the suggested range."""
 
+    kind = "training"  # retrains a model on every move
+
     def build(self):
         c = self.controls
         c["lr_start"] = widgets.FloatLogSlider(

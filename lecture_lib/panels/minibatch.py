@@ -332,6 +332,8 @@ def running_loss_noise(hist, window, skip=None):
 class RunningLoss(Panel):
     """Batch losses, their running mean over the last N updates, and the true training cost per epoch."""
 
+    kind = "training"  # retrains a model on every move
+
     def build(self):
         c = self.controls
         c["window"] = widgets.IntSlider(
@@ -430,6 +432,8 @@ MEMORY_COLORS = ("#0072B2", "#56B4E9", "#E69F00", "#CC79A7")
 @register("batch_memory")
 class BatchMemory(Panel):
     """Stacked memory of one batch against b, a budget line, and the largest b that fits."""
+
+    kind = "training"  # retrains a model on every move
 
     def build(self):
         style = {"description_width": "170px"}

@@ -31,6 +31,8 @@ class WarmupRescue(Panel):
     """A deeper net (``experiments_schedules.WARMUP_NET``) at a constant rate η and with a linear warmup
     from 0 to η: η_t (left), training cost (middle), validation accuracy (right); mean and min–max."""
 
+    kind = "training"  # retrains a model on every move
+
     def build(self):
         c = self.controls
         c["lr"] = _slider("log", 0.02, 1.0, 0.05, "learning rate η", ex.WARMUP_LR)
@@ -109,6 +111,8 @@ def _increase(factor):
 class BatchScaling(Panel):
     """Left: the gap F(w) − F* per epoch with batch kB and rate kη against k = 1. Right: rate decay against
     batch increase by the same factor, per epoch or per update."""
+
+    kind = "training"  # retrains a model on every move
 
     def build(self):
         c = self.controls

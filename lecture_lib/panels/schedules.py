@@ -137,6 +137,8 @@ class ScheduleAtlas(Panel):
     """Left: η_t of the chosen schedule (colour) over all the others (grey). Middle and right: training cost,
     validation loss and accuracy per epoch under the chosen schedule and under the constant η₀."""
 
+    kind = "training"  # retrains a model on every move
+
     def __init__(self, schedule: str = "cosine", lr: float = ex.LR):
         self._initial = (schedule, lr)
         self.trainer = ex.trainer()

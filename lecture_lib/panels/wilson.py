@@ -158,6 +158,8 @@ def _bar_features(y):
 class WilsonGeneralization(Panel):
     """Test error along training (left); the learned weights of GD and one adaptive method (right)."""
 
+    kind = "training"  # retrains a model on every move
+
     def __init__(self, n: int = 40, p: float = 0.6, seed: int = 1, steps: int = STEPS):
         self._n, self._p, self._seed, self.steps = n, p, seed, steps
         self.outcome = None
