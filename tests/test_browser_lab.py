@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from _browser import ROOT, PageWatch, browser, free_port, press_and_wait_for_redraw, server, wait_for
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 NOTEBOOK = ROOT / "notebooks" / "03_batch_vs_incremental.ipynb"
 RUN_TIMEOUT = int(
@@ -65,9 +66,29 @@ def lab():
             yield base, token, NOTEBOOK.name
 
 
+DIALOGS: list[str] = []  # the modal dialogs Lab opened on its own (e.g. kernel choice on a fresh install)
+
+
+def _dismiss_dialogs(page) -> None:
+    """Accept any modal dialog Lab shows by itself (a fresh environment may ask which kernel to use); it would
+    take every click. Its text is kept for the failure message."""
+    for _ in range(5):
+        dialog = page.locator(".jp-Dialog")
+        if not dialog.count():
+            return
+        DIALOGS.append(dialog.first.inner_text()[:300])
+        accept = dialog.first.locator("button.jp-mod-accept")
+        if accept.count():
+            accept.first.click()
+        else:
+            page.keyboard.press("Escape")
+        page.wait_for_timeout(500)
+
+
 def _menu(page, menu: str, item: str):
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{item}$")).click()
+    _dismiss_dialogs(page)
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click(timeout=15_000)
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{item}$")).click(timeout=15_000)
 
 
 PROMPTS_JS = (
@@ -91,8 +112,14 @@ def test_run_all_cells_then_a_slider_redraws(lab):
             lambda: "the notebook's kernel never became idle",
         )
         start = time.monotonic()
-        for _ in range(3):  # a menu clicked while Lab still starts up can do nothing: try again
-            _menu(page, "Run", "Run All Cells")
+        for attempt in range(4):  # a menu clicked while Lab still starts up can do nothing: try again
+            try:
+                _menu(page, "Run", "Run All Cells")
+            except PlaywrightTimeout:  # a dialog or a busy page took the click: answer it, try again
+                if attempt == 3:
+                    raise
+                _dismiss_dialogs(page)
+                continue
             try:
                 wait_for(
                     lambda: any(p != "[ ]:" for p in page.evaluate(PROMPTS_JS)), 30, lambda: "", poll=0.5
@@ -109,6 +136,7 @@ def test_run_all_cells_then_a_slider_redraws(lab):
         ran = time.monotonic() - start
         tracebacks = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
         errors = [t for t in tracebacks.all_inner_texts() if "Traceback" in t or "Error" in t]
+        print("dialogs Lab opened by itself (accepted):", DIALOGS)
         assert not errors, f"{name}: cells raised in JupyterLab:\n" + "\n".join(errors)[:3000]
 
         plots = page.locator(".js-plotly-plot")
