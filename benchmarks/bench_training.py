@@ -36,15 +36,19 @@ import os
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import lecture_lib as ll
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path (tests, run.py)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 try:
     import optax
@@ -80,25 +84,8 @@ QUICK = {"fit_repeats": 5, "loop_repeats": 1, "var_repeats": 1}
 # ---- measuring --------------------------------------------------------------------------------------------
 
 
-def _times(thunk: Callable, repeats: int) -> list[float]:
-    """Wall times of ``repeats`` calls of ``thunk()`` in milliseconds, garbage collection paused."""
-    times = []
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            thunk()
-            times.append((time.perf_counter() - t0) * 1e3)
-    finally:
-        if was_enabled:
-            gc.enable()
-    return times
-
-
 def _median_ms(thunk: Callable, repeats: int) -> float:
-    return statistics.median(_times(thunk, repeats))
+    return statistics.median(common.times_ms(thunk, repeats))
 
 
 def _interleaved_medians(thunks: dict[str, Callable], repeats: dict[str, int]) -> dict[str, float]:
@@ -110,18 +97,8 @@ def _interleaved_medians(thunks: dict[str, Callable], repeats: dict[str, int]) -
     for r in range(rounds):
         for k, thunk in thunks.items():
             per_round = repeats[k] // rounds + (r < repeats[k] % rounds)
-            times[k] += _times(thunk, per_round)
+            times[k] += common.times_ms(thunk, per_round)
     return {k: statistics.median(v) for k, v in times.items()}
-
-
-def _first_ms(thunk: Callable):
-    t0 = time.perf_counter()
-    out = thunk()
-    return out, (time.perf_counter() - t0) * 1e3
-
-
-def _load() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 # ---- 1. fit vs loops --------------------------------------------------------------------------------------
@@ -307,7 +284,7 @@ def _torch_thunk(s: Setup, beta: float):
 def _measure_fit(s: Setup, name: str, beta: float, fit_repeats: int, loop_repeats: int) -> FitRow:
     fit = _fit_thunk(s, beta)
     jax.clear_caches()  # so that the first call traces and compiles
-    hist, first = _first_ms(fit)
+    hist, first = common.first_ms(fit)
     final = Final.of(hist.cost, hist.train_acc, hist.val_acc, [(p["W"], p["b"]) for p in hist.params])
     row = FitRow(name, math.nan, first, {"fit": final})
     thunks, repeats = {"fit": fit}, {"fit": fit_repeats}
@@ -317,7 +294,7 @@ def _measure_fit(s: Setup, name: str, beta: float, fit_repeats: int, loop_repeat
         thunks["torch"] = _torch_thunk(s, beta)
     for impl, thunk in thunks.items():
         if impl != "fit":
-            row.finals[impl], t = _first_ms(thunk)  # compiles optax's step and evaluation
+            row.finals[impl], t = common.first_ms(thunk)  # compiles optax's step and evaluation
             setattr(row, f"{impl}_first_ms", t)
             repeats[impl] = loop_repeats
         for _ in range(2):  # warm-up
@@ -359,7 +336,8 @@ def _floor(s: Setup, repeats: int) -> Floor:
     rates = []
     for (u, v), f in (((a, a), 2 * 1024**3), ((xb, w), 2 * xb.size * SIZES[1])):
         jax.block_until_ready(matmul(u, v))
-        best = min(_times(lambda u=u, v=v: jax.block_until_ready(matmul(u, v)), repeats))  # a capability
+        # the best of the repeats: a capability, not a typical time
+        best = min(common.times_ms(lambda u=u, v=v: jax.block_until_ready(matmul(u, v)), repeats))
         rates.append(f / (best / 1e3))
     return Floor(flops, *rates, repeats)
 
@@ -421,7 +399,7 @@ def _measure_variance(sizes, draws, repeats) -> list[VarRow]:
         ll.experiments.batch_error_variance(losses, sizes, key=key, draws=draws)
     )
     jax.clear_caches()
-    r, first = _first_ms(go)
+    r, first = common.first_ms(go)
     row = VarRow("ll.experiments.batch_error_variance", _median_ms(go, repeats), first_ms=first)
     row.z = {
         "with": _z_scores(r.var_replacement, losses, sizes, draws, False),
@@ -509,7 +487,8 @@ def _header(args, torch_threads, load_before) -> list[str]:
         f"{'-'.join(map(str, SIZES))} on digits, {args.draws:,} draws",
         "",
         f"- machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"JAX backend {jax.default_backend()}, load average {load_before} at the start, {_load()} at the end",
+        f"JAX backend {jax.default_backend()}, load average {load_before} at the start, "
+        f"{common.load()} at the end",
         f"- versions: {', '.join(versions)}",
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- medians of {args.fit_repeats} fit calls and {args.loop_repeats} loop runs (interleaved in "
@@ -670,7 +649,7 @@ def _parse(argv):
 def main(argv=None) -> Result:
     """Run both benchmarks, print the Markdown report and return it with the measurements."""
     args = _parse(argv)
-    load_before = _load()
+    load_before = common.load()
     threads_before = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(args.torch_threads)

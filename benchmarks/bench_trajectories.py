@@ -24,7 +24,6 @@ optional: a missing one gives ``n/a`` in its columns.
 from __future__ import annotations
 
 import argparse
-import gc
 import math
 import os
 import statistics
@@ -362,19 +361,7 @@ def _numpy_thunk(opt_name, name, theta, x0, lr, steps):
 
 def _median_us(thunk: Callable, repeats: int) -> float:
     """Median wall time of ``thunk()`` in microseconds, garbage collection paused while timing."""
-    times = []
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            thunk()
-            times.append(time.perf_counter() - t0)
-    finally:
-        if was_enabled:
-            gc.enable()
-    return statistics.median(times) * 1e6
+    return common.median(common.times_ms(thunk, repeats)) * 1e3
 
 
 def _deviation(final, reference) -> float:
