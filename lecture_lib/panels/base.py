@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable
 
 import ipywidgets as widgets
@@ -27,6 +28,20 @@ def register(name: str):
         return cls
 
     return deco
+
+
+def log_slider(value, lo, hi, description, *, step=0.05, readout_format=".3g", **kwargs):
+    """A base-10 ``FloatLogSlider`` from ``lo`` to ``hi`` (in the quantity's own units, not exponents)."""
+    return widgets.FloatLogSlider(
+        value=value,
+        base=10,
+        min=math.log10(lo),
+        max=math.log10(hi),
+        step=step,
+        description=description,
+        readout_format=readout_format,
+        **kwargs,
+    )
 
 
 class Panel:

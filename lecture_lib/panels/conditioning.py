@@ -30,7 +30,7 @@ from lecture_lib import experiments_recap as R
 from lecture_lib import surfaces as S
 from lecture_lib.experiments_recap import best_parameters, quadratic_run, stability_limit, steps_to_tolerance
 from lecture_lib.experiments_sgd import loglog_slope
-from lecture_lib.panels.base import Panel, register
+from lecture_lib.panels.base import Panel, log_slider, register
 
 # the library's names, also under this module's old names
 TOL, MAX_STEPS, START = R.CONDITIONING_TOL, R.CONDITIONING_STEPS, R.QUADRATIC_START
@@ -66,17 +66,7 @@ class Conditioning(Panel):
     def build(self):
         style, wide = {"description_width": "170px"}, widgets.Layout(width="470px")
         c = self.controls
-        c["kappa"] = widgets.FloatLogSlider(
-            value=20.0,
-            base=10,
-            min=0,
-            max=3,
-            step=0.05,
-            description="condition number κ",
-            readout_format=".3g",
-            style=style,
-            layout=wide,
-        )
+        c["kappa"] = log_slider(20.0, 1.0, 1e3, "condition number κ", style=style, layout=wide)
         c["angle"] = widgets.FloatSlider(
             value=30.0,
             min=0.0,
@@ -86,17 +76,7 @@ class Conditioning(Panel):
             style=style,
             layout=wide,
         )
-        c["eta"] = widgets.FloatLogSlider(
-            value=0.09,
-            base=10,
-            min=math.log10(ETA_RANGE[0]),
-            max=math.log10(ETA_RANGE[1]),
-            step=0.02,
-            description="learning rate η",
-            readout_format=".3g",
-            style=style,
-            layout=wide,
-        )
+        c["eta"] = log_slider(0.09, *ETA_RANGE, "learning rate η", step=0.02, style=style, layout=wide)
         c["momentum"] = widgets.Checkbox(value=False, description="momentum (heavy ball, optimal β)")
         self.limit_text = widgets.HTML()
 

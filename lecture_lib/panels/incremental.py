@@ -13,7 +13,6 @@ The learning rate and the seed are traced: one compiled run serves every slider 
 from __future__ import annotations
 
 import functools
-import math
 
 import ipywidgets as widgets
 import jax
@@ -23,7 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lecture_lib import data, plots, sampling
-from lecture_lib.panels.base import Panel, register
+from lecture_lib.panels.base import Panel, log_slider, register
 
 N_TRAIN = 20  # training pairs
 EPOCHS = 8  # passes over the data shown by the animation
@@ -96,17 +95,7 @@ class BatchVsSGDFit(Panel):
         c["step"] = widgets.IntSlider(
             value=0, min=0, max=total, description="sample gradients t", style=style, layout=wide
         )
-        c["eta"] = widgets.FloatLogSlider(
-            value=0.5,
-            base=10,
-            min=math.log10(ETA_RANGE[0]),
-            max=math.log10(ETA_RANGE[1]),
-            step=0.05,
-            description="learning rate η (both)",
-            readout_format=".3g",
-            style=style,
-            layout=wide,
-        )
+        c["eta"] = log_slider(0.5, *ETA_RANGE, "learning rate η (both)", style=style, layout=wide)
         c["seed"] = widgets.IntSlider(value=0, min=0, max=20, description="SGD order seed", style=style)
         self.play = widgets.Play(value=0, min=0, max=total, step=1, interval=250, description="play")
         widgets.jslink((self.play, "value"), (c["step"], "value"))

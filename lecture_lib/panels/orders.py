@@ -12,7 +12,6 @@ Reshuffling every epoch settles closer to :math:`w^\star` than drawing with repl
 from __future__ import annotations
 
 import functools
-import math
 
 import ipywidgets as widgets
 import jax
@@ -23,7 +22,7 @@ from plotly.subplots import make_subplots
 
 from lecture_lib import data, plots, sampling
 from lecture_lib import experiments_sgd as ex
-from lecture_lib.panels.base import Panel, register
+from lecture_lib.panels.base import Panel, log_slider, register
 
 N_SAMPLES = 50
 EPOCHS = 80
@@ -77,17 +76,7 @@ class SamplingOrders(Panel):
             description="raster of order",
             style=style,
         )
-        c["eta"] = widgets.FloatLogSlider(
-            value=0.05,
-            base=10,
-            min=math.log10(ETA_RANGE[0]),
-            max=math.log10(ETA_RANGE[1]),
-            step=0.05,
-            description="learning rate η",
-            readout_format=".3g",
-            style=style,
-            layout=wide,
-        )
+        c["eta"] = log_slider(0.05, *ETA_RANGE, "learning rate η", style=style, layout=wide)
         c["seed"] = widgets.IntSlider(value=1, min=0, max=20, description="seed", style=style)
 
         fig = make_subplots(

@@ -27,7 +27,7 @@ from lecture_lib import experiments_sgd as ex
 from lecture_lib import optimizers as O
 from lecture_lib import plots, schedules
 from lecture_lib import surfaces as S
-from lecture_lib.panels.base import Panel, register
+from lecture_lib.panels.base import Panel, log_slider, register
 from lecture_lib.trajectories import run
 
 # ---- 1. constant step: the noise ball ---------------------------------------------------------------------
@@ -73,17 +73,7 @@ class NoiseBall(Panel):
     def build(self):
         style, wide = {"description_width": "150px"}, widgets.Layout(width="470px")
         c = self.controls
-        c["eta"] = widgets.FloatLogSlider(
-            value=0.2,
-            base=10,
-            min=math.log10(ETA_RANGE[0]),
-            max=math.log10(ETA_RANGE[1]),
-            step=0.05,
-            description="learning rate η",
-            readout_format=".3g",
-            style=style,
-            layout=wide,
-        )
+        c["eta"] = log_slider(0.2, *ETA_RANGE, "learning rate η", style=style, layout=wide)
         c["seed"] = widgets.IntSlider(
             value=0, min=0, max=20, description="noise seed", style=style, layout=wide
         )
