@@ -32,6 +32,9 @@ class HessianCost(NamedTuple):
     n: np.ndarray  # (k,) number of weights
     seconds: np.ndarray  # (3, k) per operation (OPERATIONS), one repetition
     bytes: np.ndarray  # (3, k) XLA buffer bytes (output + temporaries) of one repetition's computation
+    # (3, k) floating-point operations of one repetition: XLA's count of the compiled program for forming H
+    # and for one HVP; for the solve LAPACK's LU count, 2n³/3 + 2n² (XLA cannot see inside the library call)
+    flops: np.ndarray | None = None
 
 
 def tanh_net(hidden: int, key):
@@ -86,6 +89,19 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def _flops(compiled, per_call: int = 1) -> float:
+    """XLA's operation count of the compiled computation (deterministic: no clock involved)."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost  # older jaxlib: one dict per program
+    return float(cost.get("flops", np.nan)) / per_call if cost else np.nan
+
+
+def lu_solve_flops(n) -> np.ndarray:
+    """Operations of solving an n×n system by LU (LAPACK getrf + getrs): 2n³/3 + 2n²."""
+    n = np.asarray(n, float)
+    return 2 * n**3 / 3 + 2 * n**2
+
+
 def _bytes(compiled, per_call: int = 1) -> float:
     """XLA's own account of the compiled computation's buffers: output + temporaries."""
     m = compiled.memory_analysis()
@@ -100,7 +116,7 @@ def measure(sizes=SIZES, *, seed=0) -> HessianCost:
     Always on the CPU, also where a GPU is the default: there time follows the operation count, while a
     GPU's fixed launch costs would flatten every slope at these small sizes.
     """
-    ns, seconds, nbytes = [], [], []
+    ns, seconds, nbytes, flops = [], [], [], []
     with jax.default_device(jax.devices("cpu")[0]):
         for target in sizes:
             hidden = max(1, round((target - 1) / (D_IN + 2)))
@@ -113,13 +129,21 @@ def measure(sizes=SIZES, *, seed=0) -> HessianCost:
             ns.append(w.size)
             seconds.append((t_form, t_solve, t_hvp))
             nbytes.append((_bytes(form), _bytes(solve), _bytes(hvp, HVP_BATCH)))
-    return HessianCost(np.asarray(ns), np.asarray(seconds).T, np.asarray(nbytes).T)
+            flops.append((_flops(form), float(lu_solve_flops(w.size)), _flops(hvp, HVP_BATCH)))
+    return HessianCost(np.asarray(ns), np.asarray(seconds).T, np.asarray(nbytes).T, np.asarray(flops).T)
 
 
-def slopes(cost: HessianCost) -> np.ndarray:
-    """Fitted log-log slopes of time against n, one per operation (≈ 2, 3, 1)."""
+def slopes(cost: HessianCost, of: str = "seconds") -> np.ndarray:
+    """Fitted log-log slopes against n, one per operation, of the measured ``"seconds"`` (≈ 2, 3, 1, flattened
+    by fixed costs at small n and bent by caches at large n) or of the operation counts ``"flops"`` (2, 3, 1:
+    no clock involved, the same on every machine)."""
+    if of not in ("seconds", "flops"):
+        raise ValueError(f"of must be 'seconds' or 'flops', got of={of!r}")
+    values = getattr(cost, of)
+    if values is None:
+        raise ValueError("this HessianCost has no operation counts (flops=None); measure() records them")
     x = np.log(cost.n)
-    return np.array([np.polyfit(x, np.log(t), 1)[0] for t in cost.seconds])
+    return np.array([np.polyfit(x, np.log(t), 1)[0] for t in values])
 
 
 EXPONENTS = np.array([2.0, 3.0, 1.0])  # textbook: forming O(n²), solving O(n³), one HVP O(n)

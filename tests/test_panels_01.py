@@ -222,5 +222,18 @@ def test_hessian_cost_measures_small_sizes():
     assert list(cost.n) == [21, 41]
     assert np.all(cost.seconds > 0) and np.all(np.isfinite(cost.seconds))
     assert np.all(cost.bytes[0] >= 4 * cost.n**2)  # the Hessian itself is in the output
+    # operation counts: forming H is about n HVPs (forward-over-reverse), each a few times the loss's O(n)
+    per_hvp = cost.flops[0] / cost.flops[2] / cost.n
+    assert np.all((0.9 < per_hvp) & (per_hvp < 1.6)), per_hvp  # the gradient's share is larger at small n
+    np.testing.assert_allclose(cost.flops[1], 2 * cost.n**3 / 3 + 2 * cost.n**2)
+
+
+def test_hessian_cost_operation_counts_grow_as_the_textbook_says():
+    cost = hessian_cost.measure(sizes=(100, 200, 400))
+    np.testing.assert_allclose(hessian_cost.slopes(cost, of="flops"), [2.0, 3.0, 1.0], atol=0.06)
+    with pytest.raises(ValueError, match="of must be"):
+        hessian_cost.slopes(cost, of="bytes")
+    with pytest.raises(ValueError, match="no operation counts"):
+        hessian_cost.slopes(cost._replace(flops=None), of="flops")
     fig = hessian_cost.figure(cost)
     assert fig.layout.font.size >= 14 and fig.layout.title.text
