@@ -598,8 +598,9 @@ def _var_table(rows: list[VarRow], sizes, draws) -> list[str]:
     ok = all(r.max_z <= Z_TOL for r in rows)
     lines += [
         "",
-        "ll does both halves in one jitted call (with: nested prefixes of i.i.d. indices; without: selection "
-        "sampling, one pass over the n items). NumPy and PyTorch: nested prefixes of i.i.d. indices (with) "
+        "ll does both halves in one jitted call and loop (with: nested prefixes of i.i.d. indices; without: "
+        "a partial Fisher–Yates shuffle of max(b) steps per draw, in place; xoshiro128** bits per draw, "
+        "seeded from the key). NumPy and PyTorch: nested prefixes of i.i.d. indices (with) "
         "and of a random permutation per draw (without); cumulative sums give every b at once. z: "
         "(variance / prediction − 1) / its standard error, sqrt(κ_b/draws − (draws−3)/(draws(draws−1))) with "
         "κ_b = 3 + (κ − 3)/b from the losses' kurtosis κ.",

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 import lecture_lib as ll
 from lecture_lib import experiments_sgd as ex
@@ -254,13 +255,44 @@ def test_bad_arguments_raise_value_errors_naming_them(losses, call, match):
         call(losses)
 
 
-def test_batch_error_variance_is_exact_when_n_is_not_a_multiple_of_the_uniform_block():
-    # the uniforms come in blocks of _ITEMS items; n = 100 pads the last block, which must select nothing
+def test_batch_error_variance_is_exact_when_steps_and_draws_do_not_fill_the_blocks(monkeypatch):
+    # the random bits come in blocks of _BLOCK steps (100 steps pad the last block, past n = 100) and the
+    # draws in chunks of _STATE // n (4 chunks of 751 here, the last padded): the padding must not count
+    monkeypatch.setattr(ex, "_STATE", 100 * 1000)
     l = jnp.asarray(np.random.default_rng(0).standard_normal(100).astype(np.float32))
     r = jax.tree.map(
-        np.asarray, ex.batch_error_variance(l, (1, 10, 50, 100), key=jax.random.key(3), draws=4000)
+        np.asarray, ex.batch_error_variance(l, (1, 10, 50, 100), key=jax.random.key(3), draws=3001)
     )
-    assert ex._ITEMS != 100 and 100 % ex._ITEMS != 0
+    assert 100 % ex._BLOCK != 0
     assert r.var_without[-1] < 1e-10  # b = n: every draw is the whole population
     np.testing.assert_allclose(r.var_without[:3] / r.pred_without[:3], 1.0, atol=0.1)
     np.testing.assert_allclose(r.var_replacement / r.pred_replacement, 1.0, atol=0.1)
+
+
+def test_batch_error_variance_samples_every_item_and_pair_with_the_right_frequency():
+    # Losses 1 on a set of m items and 0 elsewhere make the batch mean C/b, C the set's items in the batch:
+    # hypergeometric without replacement (every b-subset equally likely: each item in with probability b/n,
+    # no duplicates) and binomial(b, m/n) with. Its variance must match the closed forms within 5 standard
+    # errors of a sample variance, from C's exact kurtosis; single items and pairs, early and late slots.
+    n, draws, sizes = 16, 20_000, (1, 2, 3, 8, 15, 16)
+    sets = [(0,), (7,), (15,), (0, 15), (3, 4)]
+    losses = np.zeros((len(sets), n), np.float32)
+    for row, items in zip(losses, sets):
+        row[list(items)] = 1.0
+    key = jax.random.key(11)
+    r = jax.tree.map(
+        np.asarray,
+        jax.vmap(lambda l: ex.batch_error_variance(l, sizes, key=key, draws=draws))(jnp.asarray(losses)),
+    )
+    for s, items in enumerate(sets):
+        m = len(items)
+        assert r.var_without[s, -1] < 1e-10 and abs(r.pred_without[s, -1]) < 1e-7  # b = n: everything
+        for i, b in enumerate(sizes[:-1]):
+            for var, pred, dist in (
+                (r.var_without[s, i], r.pred_without[s, i], scipy.stats.hypergeom(n, m, b)),
+                (r.var_replacement[s, i], r.pred_replacement[s, i], scipy.stats.binom(b, m / n)),
+            ):
+                assert float(dist.var()) / b**2 == pytest.approx(pred, rel=1e-5)  # the closed forms
+                kurt = float(dist.stats(moments="k")) + 3
+                se = np.sqrt(kurt / draws - (draws - 3) / (draws * (draws - 1)))  # sd of s² / σ²
+                assert abs(var / pred - 1) <= 5 * se + 1e-5, (items, b, var / pred, se)  # + float32
