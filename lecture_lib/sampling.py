@@ -17,6 +17,8 @@ Shapes are static, so everything is jit- and vmap-able (over keys).
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -36,10 +38,36 @@ def check_order(order: str) -> str:
     return order
 
 
+def _shuffle_rounds(n: int) -> tuple[int, int]:
+    """``(index_bits, rounds)`` of the packed-key shuffle of ``n`` items (see :func:`_permutations`)."""
+    index_bits = max(1, (n - 1).bit_length())
+    random_bits = 32 - index_bits
+    # JAX's rule for its own sort-based shuffle (random.permutation), with random_bits instead of 32: a pair
+    # ties in every round with probability 2**-(random_bits * rounds) <= n**-3
+    return index_bits, max(1, math.ceil(3 * math.log2(max(n, 2)) / random_bits))
+
+
 def _permutations(key, n: int, count: int):
-    # argsort of uniform keys: one batched sort for all epochs instead of `count` separate permutations
-    u = jax.random.uniform(key, (count * n,)).reshape(count, n)  # flat draws compile faster on XLA:CPU
-    return jnp.argsort(u, axis=1).astype(jnp.int32)
+    """``count`` independent uniformly random permutations of ``range(n)``, shape ``(count, n)`` int32.
+
+    Each round sorts one uint32 per item whose high bits are random and whose low ``index_bits`` hold the
+    item's current position, then applies that order: a single-operand sort, 4x faster on XLA:CPU than the
+    key-value sort of ``argsort`` (which compares through a comparator call per pair). Equal random bits
+    keep the current order, which the next round's fresh bits shuffle again; ``_shuffle_rounds`` takes
+    enough rounds that a pair tied in all of them has probability at most n**-3 (2 rounds for n <= 2,048).
+    """
+    index_bits, rounds = _shuffle_rounds(n)
+    if index_bits > 24:  # too few random bits left in 32: argsort of uniform floats
+        u = jax.random.uniform(key, (count * n,)).reshape(count, n)  # flat draws compile faster on XLA:CPU
+        return jnp.argsort(u, axis=1).astype(jnp.int32)
+    low = jnp.uint32((1 << index_bits) - 1)
+    position = jnp.arange(n, dtype=jnp.uint32)[None, :]
+    perm = None
+    for k in jax.random.split(key, rounds):
+        u = jax.random.bits(k, (count * n,), jnp.uint32).reshape(count, n)
+        order = (jnp.sort((u & ~low) | position, axis=1) & low).astype(jnp.int32)
+        perm = order if perm is None else jnp.take_along_axis(perm, order, axis=1)
+    return perm
 
 
 def batches(key, n: int, batch_size: int, epochs: int, order: str = "reshuffle"):

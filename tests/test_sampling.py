@@ -33,6 +33,37 @@ def test_orders_differ_as_documented():
     assert np.array_equal(np.asarray(idx).reshape(2, -1)[1], np.arange(50))
 
 
+def test_reshuffle_permutations_are_uniform_over_all_orders():
+    # n = 5: all 120 orders equally likely (chi-square over 12,000 epochs, one fixed key)
+    from scipy import stats
+
+    n, epochs = 5, 12_000
+    idx, _ = sampling.batches(jax.random.key(5), n, n, epochs, "reshuffle")
+    perms = np.asarray(idx).reshape(epochs, n)
+    code = perms @ (n ** np.arange(n))  # one integer per order
+    counts = np.unique(code, return_counts=True)[1]
+    assert len(counts) == 120
+    assert stats.chisquare(counts).pvalue > 1e-4
+
+
+def test_reshuffle_of_the_digits_size_puts_every_sample_everywhere_evenly():
+    n, epochs = 1437, 4000
+    idx, mask = sampling.batches(jax.random.key(7), n, 64, epochs, "reshuffle")
+    perms = np.asarray(idx)[np.asarray(mask)].reshape(epochs, n)
+    pos = np.argsort(perms, axis=1)  # pos[e, i]: where sample i sits in epoch e
+    z = (pos.mean(axis=0) - (n - 1) / 2) / np.sqrt((n * n - 1) / 12 / epochs)
+    assert np.abs(z).max() < 5.0
+    before = (pos[:, :-1] < pos[:, 1:]).mean()  # sample i before sample i + 1: a fair coin
+    assert abs(before - 0.5) < 5 * 0.5 / np.sqrt(epochs * (n - 1))
+
+
+@pytest.mark.parametrize("n,rounds", [(2, 1), (1437, 2), (2048, 2), (50_000, 3), (2**20, 5)])
+def test_shuffle_takes_enough_rounds_that_a_pair_ties_in_all_with_probability_at_most_n_cubed(n, rounds):
+    index_bits, got = sampling._shuffle_rounds(n)
+    assert got == rounds and 2**index_bits >= n
+    assert 2.0 ** (-(32 - index_bits) * got) <= float(n) ** -3
+
+
 def test_replacement_draws_each_slot_independently_and_uniformly():
     n, b, epochs = 20, 4, 2000
     idx, mask = sampling.batches(jax.random.key(3), n, b, epochs, "replacement")
