@@ -185,6 +185,22 @@ def test_a_panel_with_several_figures_gives_one_stepped_figure_each():
     np.testing.assert_allclose(panel.figure[0].data[0].y, np.sin(6 * np.pi * np.linspace(0, 1, 50)))
 
 
+def test_a_heavy_figure_drops_values_until_light_and_always_ends():
+    # 4 values with the current one second: keep[::2] + current + last was all four, and the loop never ended
+    # (noise_fan after its controls were swept to their extremes)
+    panel = TwoFigures()
+    panel.static_bytes = 1  # never light enough: drop down to the ends and the current value
+    panel.controls["k"].value = 2
+    static = panel.static_figure(n=3)  # steps 1, 3, 5 and the current 2
+    assert [len(f.frames) for f in static] == [3, 3]
+    assert [s.label for s in static[0].layout.sliders[0].steps] == ["1", "2", "5"]
+    assert static[0].layout.sliders[0].active == 1
+    for n in (5, 8, 13):  # from any count: the ends and the current value stay
+        panel.controls["k"].value = 4
+        steps = panel.static_figure(n=n)[0].layout.sliders[0].steps
+        assert [s.label for s in steps] == ["1", "4", "5"]
+
+
 def test_tex_to_mathml_converts_formulas_but_not_code_or_prices():
     md = "cost $\\ln 10 \\approx 2.302$, `code $x$`, $$\\frac{a}{b}$$, costs $5 and $10, $\\badmacro{$"
     out = site.tex_to_mathml(md)

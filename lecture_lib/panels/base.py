@@ -178,7 +178,11 @@ class Panel:
             ]
             if len(keep) <= 3 or sum(len(f.to_json()) for f in static) <= self.static_bytes:
                 break
-            keep = sorted({keep[0], keep[-1], keep[active], *keep[::2]})
+            # drop every other value between the kept ends and the current one: at least one goes each round
+            # (keep[::2] plus the current one and the last could be all of them: that never ended)
+            ends = {keep[0], keep[-1], keep[active]}
+            others = [j for j in keep if j not in ends]
+            keep = sorted(ends | set(others[1::2]))
         return (static if many else static[0]), name, [infos[j] for j in keep]
 
 
