@@ -114,6 +114,39 @@ def _order(key, n, b, epochs, order):
     return sampling._batches(split_key(key)[1], n, b, epochs, order)
 
 
+@jax.custom_vjp
+def _dense(h, W):
+    r"""``h @ W`` whose backward pass multiplies by explicitly transposed copies (same numbers).
+
+    Autodiff's weight gradient :math:`h^\top \delta` contracts both operands over their first axis, a
+    form XLA:CPU hands to Eigen; with the transposes materialised (``optimization_barrier`` keeps XLA from
+    folding them back into the dot) every product of a training step is a plain row-major one, which
+    XLA:CPU's faster library (YNNPACK) takes.
+    """
+    return h @ W
+
+
+def _dense_fwd(h, W):
+    return h @ W, (h, W)
+
+
+def _dense_bwd(res, g):
+    h, W = res
+    return g @ jax.lax.optimization_barrier(W.T), jax.lax.optimization_barrier(h.T) @ g
+
+
+_dense.defvjp(_dense_fwd, _dense_bwd)
+
+
+def _apply_batch(model, params, x):
+    """``model.apply`` on a batch (b, d_in) through :func:`_dense`: for gradients in the training loop only
+    (a ``custom_vjp`` has no forward-mode derivative; Newton and L-BFGS get the plain objective)."""
+    act = models.ACTIVATIONS[model.activation]
+    for layer in params[:-1]:
+        x = act(_dense(x, layer["W"]) + layer["b"][None, :])
+    return _dense(x, params[-1]["W"]) + params[-1]["b"][None, :]
+
+
 @functools.partial(jax.jit, static_argnames=("model", "loss_name", "return_state"))
 def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, return_state):
     m = idx.shape[1]
@@ -130,11 +163,11 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
         j, idx_b, mask_b = inputs
         xb, yb = x[idx_b], y[idx_b]
 
-        def J(p):  # the batch objective J^{t}: mean over the real samples of the batch, plus lambda R(W)
-            losses = jnp.where(mask_b, per_sample(model.apply(p, xb), yb), 0.0)
+        def J(p, apply=model.apply):  # batch objective J^{t}: mean over the real samples, plus lambda R(W)
+            losses = jnp.where(mask_b, per_sample(apply(p, xb), yb), 0.0)
             return jnp.sum(losses) / jnp.sum(mask_b) + reg * models.l2(p)
 
-        loss, g = jax.value_and_grad(J)(params)
+        loss, g = jax.value_and_grad(lambda p: J(p, functools.partial(_apply_batch, model)))(params)
         if schedule is None or plateau:
             eta = eta_epoch
         else:
@@ -154,20 +187,27 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
         (params, state, diverged_at, _), (losses, etas) = jax.lax.scan(
             update, (params, state, diverged_at, eta_epoch), (j, idx_e, mask_e)
         )
+        if not plateau:  # the epoch's metrics are computed after the loop, for all epochs at once
+            return (params, state, diverged_at, plateau_state), (losses, etas[-1], params, diverged_at >= 0)
+        scores = evaluate(params, diverged_at >= 0)
+        _, plateau_state = schedule.update(plateau_state, scores[3])  # driven by the validation loss
+        return (params, state, diverged_at, plateau_state), (losses, etas[-1], scores)
+
+    def evaluate(params, over):  # cost, train accuracy, validation accuracy and loss after an epoch
         train_loss, train_acc = metrics(params, x, y)
         val_loss, val_acc = metrics(params, xv, yv)
         cost = train_loss + reg * models.l2(params)
-        cost = jnp.where((diverged_at >= 0) & jnp.isfinite(cost), jnp.nan, cost)  # the run is over
-        if plateau:
-            _, plateau_state = schedule.update(plateau_state, val_loss)
-        record = (losses, cost, train_acc, val_acc, val_loss, etas[-1])
-        return (params, state, diverged_at, plateau_state), record
+        cost = jnp.where(over & jnp.isfinite(cost), jnp.nan, cost)  # the run is over
+        return cost, train_acc, val_acc, val_loss
 
     plateau_state = schedule.init() if plateau else jnp.zeros(())
     carry0 = (params, opt.init(params), jnp.int32(-1), plateau_state)
     es = jnp.arange(idx.shape[0], dtype=jnp.int32)
     (params, state, diverged_at, _), rec = jax.lax.scan(epoch, carry0, (es, idx, mask))
-    losses, cost, train_acc, val_acc, val_loss, lrs = rec
+    # Without reduce-on-plateau nothing in the loop needs an epoch's metrics: the weights after each epoch
+    # are kept and evaluated together, one batched product per layer (on XLA:CPU 15 % faster than ten).
+    losses, lrs, *rest = rec
+    cost, train_acc, val_acc, val_loss = rest[0] if plateau else jax.vmap(evaluate)(*rest)
     state = state if return_state else None
     return History(losses.reshape(-1), cost, train_acc, val_acc, val_loss, lrs, diverged_at, params, state)
 
