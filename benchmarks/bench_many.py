@@ -5,11 +5,15 @@ vectorised NumPy.
 noise (standard deviation ``NOISE`` on every coordinate, PyTorch's update formulas, float32):
 
 - ``ll``: ``jax.jit(jax.vmap(lambda k: ll.run(opt, surface, x0, steps, noise=NOISE, key=k)))`` over one key a
-  trajectory (the whole paths and losses come back, as a noise-fan plot needs them);
+  trajectory (the whole paths and losses come back, as a noise-fan plot needs them); its noise is
+  ``ll.trajectories.gaussian_noise``: a counter-based hash of the key, step and coordinate through
+  Box–Muller, drawn inside the loop (not ``jax.random.normal``, whose threefry bits and erf_inv were ~40% of
+  the call);
 - PyTorch: one ``(trajectories, 2)`` parameter tensor, ``torch.optim`` on it (every optimizer here is
   elementwise, so this is ``trajectories`` independent runs), the loss summed over trajectories, noise added
   to ``.grad`` before each ``step()``, a Python loop over the steps, the path recorded;
-- NumPy: the same update vectorised over trajectories, hand-written gradients, a Python loop over the steps.
+- NumPy: the same update vectorised over trajectories, hand-written gradients, a Python loop over the steps,
+  ``rng.standard_normal`` noise each step.
 
 Every implementation draws its own noise, so the check is statistical: the mean final loss over the
 trajectories agrees with ``ll``'s within ``Z_TOL`` standard errors. Target (issue 8): ``ll`` ahead of both.

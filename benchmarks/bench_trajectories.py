@@ -24,6 +24,7 @@ optional: a missing one gives ``n/a`` in its columns.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import statistics
@@ -409,11 +410,17 @@ def _measure(opt_name, surface_name, steps, run_repeats, loop_repeats) -> Row:
 
 
 def _interleaved_us(a: Callable, b: Callable, repeats: int) -> tuple[float, float]:
-    """Medians (µs) of two thunks timed in alternating rounds of 10 calls: both see the same load."""
+    """Medians (µs) of two thunks timed in alternating rounds of 10 calls: both see the same load.
+
+    One garbage collection before all the rounds, none between them: a full collection evicts the caches,
+    and the first ~5 calls after it ran 1.5-9x slower (ll.run: ~300, 54, 43, 39 µs, then 35), so a
+    collection before every round of 10 lifted the median by ~2-4 µs, measuring the collection's aftermath
+    rather than the call."""
     ta, tb = [], []
+    gc.collect()
     for _ in range(max(1, -(-repeats // 10))):
-        ta.append(_median_us(a, min(10, repeats)))
-        tb.append(_median_us(b, min(10, repeats)))
+        ta.append(common.median(common.times_ms(a, min(10, repeats), collect=False)) * 1e3)
+        tb.append(common.median(common.times_ms(b, min(10, repeats), collect=False)) * 1e3)
     return statistics.median(ta), statistics.median(tb)
 
 
@@ -431,7 +438,8 @@ def _header(args, torch_threads, load_before) -> list[str]:
         f"# ll.run against optax and Python-loop optimizers: {args.steps}-step 2-D trajectories",
         "",
         *common.header_lines(load_before),
-        f"- medians of {args.run_repeats} calls (ll.run and optax in lax.scan, interleaved) and "
+        f"- medians of {args.run_repeats} calls (ll.run and optax in lax.scan, interleaved in rounds of 10, "
+        "one garbage collection before all rounds) and "
         f"{args.loop_repeats} runs (loops) after warm-up, time.perf_counter, GC paused while timing; "
         f"torch threads: {torch_threads}; JAX persistent compilation cache: {cache or 'off'}; "
         f"XLA_FLAGS: {xla_flags}",

@@ -98,6 +98,94 @@ def test_noise_is_gaussian_with_the_given_scale_and_reproducible():
     assert not np.allclose(np.asarray(a.params), np.asarray(c.params))
 
 
+def _zero(w):
+    return 0.0 * jnp.sum(w)  # no gradient: SGD's path is minus the cumulated noise
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_the_noise_added_is_the_documented_draw(size):
+    # with lr = noise = 1 on a flat function, w_t - w_{t+1} is the noise of step t
+    key, steps = jax.random.key(11), 60
+    traj = ll.run(O.sgd(1.0), _zero, jnp.zeros(size), steps, noise=1.0, key=key)
+    xi = -np.diff(np.asarray(traj.params, np.float64), axis=0)
+    ref = np.asarray(ll.trajectories.gaussian_noise(key, steps, size))
+    assert ref.shape == (steps, size) and ref.dtype == np.float32
+    np.testing.assert_allclose(xi, ref, atol=2e-5)  # rounding of the cumulated path
+    # the noise of step t does not depend on steps; a legacy uint32 key and an rbg key work too
+    np.testing.assert_array_equal(np.asarray(ll.trajectories.gaussian_noise(key, 7, size)), ref[:7])
+    for other in (jax.random.PRNGKey(11), jax.random.key(11, impl="rbg")):
+        z = ll.trajectories.gaussian_noise(other, steps, size)
+        assert z.shape == (steps, size) and np.all(np.isfinite(z))
+
+
+def test_the_noise_is_standard_normal_and_independent_across_coordinates_steps_and_keys():
+    from scipy import stats
+
+    # consecutive small seeds (key(0), key(1), ...: key data [0, i]) as well as split keys
+    keys = [jax.random.key(i) for i in range(512)] + list(jax.random.split(jax.random.key(5), 512))
+    z = np.asarray(jax.vmap(lambda k: ll.trajectories.gaussian_noise(k, 200, 3))(jnp.stack(keys)), np.float64)
+    n = z.size  # 1024 keys x 200 steps x 3 coordinates
+    assert abs(z.mean()) < 5 / np.sqrt(n)
+    np.testing.assert_allclose(z.reshape(-1, 3).std(axis=0), 1.0, atol=5 * np.sqrt(0.5 / z[..., 0].size))
+    assert stats.kstest(z.ravel(), "norm").pvalue > 1e-3
+    assert abs(stats.kurtosis(z.ravel())) < 5 * np.sqrt(24 / n)
+    assert 2.0 < np.abs(z).max() < 6.0
+    tol = 5 / np.sqrt(z[:, :-1].size)
+
+    def corr(a, b):
+        return abs(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+    for i, j in [(0, 1), (1, 2), (0, 2)]:
+        assert corr(z[..., i], z[..., j]) < tol  # coordinates (both halves of a Box–Muller pair)
+        assert corr(z[..., i] ** 2, z[..., j] ** 2) < 3 * tol  # not only uncorrelated: independent radii
+    assert corr(z[:, 1:], z[:, :-1]) < tol  # steps
+    assert corr(z[1:], z[:-1]) < tol  # neighbouring keys
+    assert corr(z[1:] ** 2, z[:-1] ** 2) < 3 * tol
+
+
+RUNS_THAT_DIVERGE_OR_NOT = [
+    (O.sgd(0.5), QUAD, [-4.0, 3.0], {}),  # diverges mid-run
+    (O.sgd(0.1), QUAD, [np.inf, 0.0], {}),  # at step 0
+    (O.sgd(0.04), QUAD, [-4.0, 3.0], {"noise": 3.0, "key": jax.random.key(1)}),
+    (O.adam(0.3), ROSEN, [-1.2, 1.0], {"noise": 0.5, "key": jax.random.key(2)}),
+    (
+        O.momentum(0.02, beta=0.9),
+        ROSEN,
+        [-1.2, 1.0],
+        {"schedule": ll.schedules.step_decay(0.05, 10, gamma=2.0)},
+    ),
+    (ll.second_order.lbfgs(1.0), ROSEN, [-1.2, 1.0], {}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(RUNS_THAT_DIVERGE_OR_NOT)))
+def test_the_run_without_a_hold_in_its_loop_equals_the_held_one(case):
+    # return_state=True steps a loop that holds the whole carry from the first non-finite loss on; the
+    # default loop only holds what it records: the same numbers
+    opt, surface, x0, kw = RUNS_THAT_DIVERGE_OR_NOT[case]
+    fast = ll.run(opt, surface, x0, 80, **kw)
+    held = ll.run(opt, surface, x0, 80, return_state=True, **kw)
+    assert fast.state is None and held.state is not None
+    for a, b in zip(fast[:4], held[:4], strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_numpy_start_is_read_on_every_call_even_when_its_device_copy_is_kept():
+    start = np.array([-4.0, 3.0], np.float32)
+    first = [np.asarray(ll.run(O.sgd(0.04), QUAD, start, 5).params) for _ in range(3)]  # copy kept
+    start[:] = [1.0, -2.0]  # mutated in place: the same object, other numbers
+    moved = np.asarray(ll.run(O.sgd(0.04), QUAD, start, 5).params)
+    np.testing.assert_array_equal(moved[0], [1.0, -2.0])
+    np.testing.assert_array_equal(first[2][0], [-4.0, 3.0])
+    np.testing.assert_array_equal(moved, np.asarray(ll.run(O.sgd(0.04), QUAD, jnp.asarray(start), 5).params))
+    # inside a trace the copy would be a tracer: it is not kept (the next call outside would leak it)
+    twice = jax.jit(
+        lambda lr: ll.run(O.sgd(lr), QUAD, start, 5).params - ll.run(O.sgd(lr), QUAD, start, 5).params
+    )
+    np.testing.assert_array_equal(np.asarray(twice(0.04)), 0.0)
+    np.testing.assert_array_equal(np.asarray(ll.run(O.sgd(0.04), QUAD, start, 5).params), moved)
+
+
 def test_vmap_over_learning_rates_and_starts_equals_separate_runs():
     lrs = jnp.array([1e-3, 2e-3, 4e-3])
     many = jax.vmap(lambda lr: ll.run(O.nesterov(lr), ROSEN, [-1.2, 1.0], 40))(lrs)
