@@ -44,6 +44,22 @@ def _best_seconds(repeats: int, fn, *args) -> float:
     return best
 
 
+def _uniform_layer(rng, fan_in, fan_out):
+    """One layer of PyTorch's ``nn.Linear`` init, W and b uniform in ±1/sqrt(fan_in), float32, from NumPy."""
+    bound = 1 / math.sqrt(fan_in)
+    W = rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32)
+    return {"W": W, "b": rng.uniform(-bound, bound, (fan_out,)).astype(np.float32)}
+
+
+def _epoch_batches(rng, n, b):
+    """One epoch's indices (m, b) and mask as ``sampling.batches`` lays them out (a random permutation, the
+    last batch padded with index 0 and masked), from NumPy: only the time of the epoch is measured."""
+    m = sampling.n_batches(n, b)
+    idx = np.zeros(m * b, np.int32)
+    idx[:n] = rng.permutation(n)
+    return idx.reshape(m, b), (np.arange(m * b) < n).reshape(m, b)
+
+
 def time_per_sample(batch_sizes=(1, 4, 16, 64, 256, 1024), sizes=VEC_MODEL, repeats=10, seed=0):
     """Best-of-``repeats`` wall seconds per sample of one jitted forward+backward pass (loss gradient) of an
     MLP with layer widths ``sizes``, for each batch size; compile excluded.
@@ -53,7 +69,10 @@ def time_per_sample(batch_sizes=(1, 4, 16, 64, 256, 1024), sizes=VEC_MODEL, repe
     batch_sizes, sizes = _sizes("batch_sizes", batch_sizes), _sizes("sizes", sizes)
     repeats = _checks.positive_int("repeats", repeats, array=False)
     model = models.mlp(list(sizes))
-    params = model.init(jax.random.key(int(_checks.nonnegative_int("seed", seed))))
+    # Timing inputs from NumPy (PyTorch's init bounds, any numbers time the same): a jax.random draw would
+    # compile a program per shape, seconds on a cold start, for values that do not matter here.
+    rng = np.random.default_rng(int(_checks.nonnegative_int("seed", seed)))
+    params = jax.device_put([_uniform_layer(rng, fi, fo) for fi, fo in zip(sizes[:-1], sizes[1:])])
 
     def loss(p, x, y):
         return jnp.mean(models.softmax_cross_entropy(model.apply(p, x), y))
@@ -61,8 +80,8 @@ def time_per_sample(batch_sizes=(1, 4, 16, 64, 256, 1024), sizes=VEC_MODEL, repe
     out = []
     for b in batch_sizes:
         grad = jax.jit(jax.grad(loss))
-        x = jax.random.normal(jax.random.key(b), (b, sizes[0]))
-        y = jnp.zeros((b,), jnp.int32)
+        x = jax.device_put(np.random.default_rng(b).standard_normal((b, sizes[0]), np.float32))
+        y = jax.device_put(np.zeros((b,), np.int32))
         jax.block_until_ready(grad(params, x, y))  # compile
         out.append(_best_seconds(repeats, grad, params, x, y) / b)
     return np.asarray(batch_sizes), np.asarray(out)
@@ -100,8 +119,7 @@ def epoch_time_digits(batch_sizes=(1, 32, 1437), repeats=5, seed=0):
 
             return jax.lax.scan(step, p, (idx, mask))[0]
 
-        idx, mask = sampling.batches(jax.random.key(seed), n, b, 1)
-        idx, mask = idx[0], mask[0]
+        idx, mask = jax.device_put(_epoch_batches(np.random.default_rng(seed), n, b))
         jax.block_until_ready(epoch(params, idx, mask))  # compile
         out.append(_best_seconds(repeats, epoch, params, idx, mask))
     return np.asarray(batch_sizes), np.asarray(out)

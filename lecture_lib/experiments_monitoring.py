@@ -21,7 +21,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import signal
 
 from lecture_lib import _checks, data, models, optimizers, schedules, training
 from lecture_lib.experiments_lr import suggest_range
@@ -44,6 +43,9 @@ def ema(values, beta):
     Without the division the curve would start near 0 (as Adam's moments would). A non-finite value ends the
     curve: it and everything after it are nan. ``beta = 0`` returns the values themselves.
     """
+    # imported here, not at the top: scipy.signal costs ~1 s of every kernel's start
+    from scipy import signal
+
     _checks.unit_interval("beta", beta)
     beta = float(beta)  # in float64: the check returns float32
     x = np.asarray(values, np.float64)
@@ -144,7 +146,9 @@ def range_test(
         model, d, optimizers.sgd(lr_start), epochs=epochs, batch_size=batch_size, key=jax.random.key(seed),
         schedule=sched,
     )  # fmt: skip
-    lr = np.asarray(sched(jnp.arange(T - 1)), np.float64)
+    lr = np.asarray(
+        sched(np.arange(T - 1, dtype=np.int32)), np.float64
+    )  # NumPy steps: no eager arange compile
     loss = np.asarray(hist.loss, np.float64)[1:]  # J before update t + 1 = after the step with eta_t
     smooth = ema(loss, beta)
     lo, hi = suggest_range(lr, smooth, factor)
@@ -215,7 +219,7 @@ def gallery(seed=0, runs=None, *, label_noise=0.2) -> dict[str, GalleryRun]:
         )  # fmt: skip
         loss = np.asarray(h.loss, np.float64)
         out[name] = GalleryRun(
-            loss, m, int(h.diverged_at), np.asarray(sched(jnp.arange(loss.size)), np.float64),
+            loss, m, int(h.diverged_at), np.asarray(sched(np.arange(loss.size, dtype=np.int32)), np.float64),
             np.asarray(h.val_acc, np.float64),
         )  # fmt: skip
     return out

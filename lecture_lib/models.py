@@ -41,20 +41,11 @@ class Model:
     init_scale: float | None = None
 
     def init(self, key) -> list[dict[str, jax.Array]]:
-        params = []
-        for k, fan_in, fan_out in zip(
-            jax.random.split(key, len(self.sizes) - 1), self.sizes[:-1], self.sizes[1:]
-        ):
-            kW, kb = jax.random.split(k)
-            if self.init_scale is None:
-                bound = 1 / math.sqrt(fan_in)
-                W = jax.random.uniform(kW, (fan_in, fan_out), minval=-bound, maxval=bound)
-                b = jax.random.uniform(kb, (fan_out,), minval=-bound, maxval=bound)
-            else:
-                W = self.init_scale * jax.random.normal(kW, (fan_in, fan_out))
-                b = jnp.zeros((fan_out,))
-            params.append({"W": W, "b": b})
-        return params
+        # One compiled program per (sizes, kind): the scale is data, the activation irrelevant, so models that
+        # differ only in them share it, and an eager call is one dispatch (not one compile per weight shape).
+        if self.init_scale is None:
+            return _init(self.sizes, True, key, 1.0)
+        return _init(self.sizes, False, key, self.init_scale)
 
     @functools.partial(jax.jit, static_argnums=0)  # eager calls reuse one compiled version per shape
     def apply(self, params, x):
@@ -79,6 +70,28 @@ class Model:
         return self.sizes[-1]
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init(sizes, uniform, key, scale):
+    """The layers of ``Model(sizes).init(key)``: PyTorch's uniform init if ``uniform``, else scale·randn.
+
+    Each weight matrix is drawn flat and reshaped: the same numbers as drawing it (fan_in, fan_out) (the
+    random bits are counted over the flattened shape either way; tests/test_models.py checks it), but a 1-D
+    draw compiles about 3x faster. ``scale`` is traced: 0.01 and 1e-4 share one compiled version.
+    """
+    params = []
+    for k, fan_in, fan_out in zip(jax.random.split(key, len(sizes) - 1), sizes[:-1], sizes[1:]):
+        kW, kb = jax.random.split(k)
+        if uniform:
+            bound = 1 / math.sqrt(fan_in)
+            W = jax.random.uniform(kW, (fan_in * fan_out,), minval=-bound, maxval=bound)
+            b = jax.random.uniform(kb, (fan_out,), minval=-bound, maxval=bound)
+        else:
+            W = scale * jax.random.normal(kW, (fan_in * fan_out,))
+            b = jnp.zeros((fan_out,))
+        params.append({"W": W.reshape(fan_in, fan_out), "b": b})
+    return params
+
+
 def mlp(sizes, *, activation="relu", init_scale=None) -> Model:
     """A multilayer perceptron, e.g. ``mlp([64, 50, 10])``: input 64, one hidden layer of 50, 10 outputs."""
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
@@ -89,7 +102,7 @@ def mlp(sizes, *, activation="relu", init_scale=None) -> Model:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got activation={activation!r}")
     if init_scale is not None:
         _checks.positive("init_scale", init_scale)
-        init_scale = float(init_scale)  # static (a Model is hashable); float() keeps 1e-4 exact
+        init_scale = float(init_scale)  # a Model is hashable; init passes the scale as data
     return Model(tuple(int(s) for s in sizes), activation, init_scale)
 
 

@@ -7,9 +7,45 @@ and the helpers that turn library results (surfaces, trajectories) into traces.
 from __future__ import annotations
 
 import base64
+import importlib.util
+import sys
+import types
 
-import numpy as np
-import plotly.graph_objects as go
+
+def _defer_rfc3987_syntax() -> None:
+    """Put off building ``rfc3987_syntax``'s Lark grammar (1.5-1.8 s) until an IRI is actually checked.
+
+    ``plotly.basewidget`` imports nbformat, nbformat imports jsonschema, and jsonschema's format module does
+    ``from rfc3987_syntax import is_valid_syntax`` (installed as its ``format-nongpl`` extra, for Jupyter's
+    server), whose import compiles the grammar: a cost in every kernel, for the "iri" / "iri-reference"
+    formats that nothing in a kernel checks. Until then a stand-in module serves: its ``is_valid_syntax`` (or
+    any other attribute) imports the real package and delegates, so every check works as before, only the
+    first one pays. Blocking the import (``sys.modules["rfc3987_syntax"] = None``) would instead drop those
+    two formats from jsonschema's checkers, silently. A no-op when already imported or not installed.
+    """
+    name = "rfc3987_syntax"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)  # finds the package without running it
+    if spec is None:
+        return
+    stub = types.ModuleType(name)
+    stub.__path__ = list(spec.submodule_search_locations or [])  # ``import rfc3987_syntax.utils`` still works
+
+    def real():
+        if sys.modules.get(name) is stub:
+            del sys.modules[name]
+        return importlib.import_module(name)
+
+    stub.is_valid_syntax = lambda *args, **kwargs: real().is_valid_syntax(*args, **kwargs)
+    stub.__getattr__ = lambda attr: getattr(real(), attr)
+    sys.modules[name] = stub
+
+
+_defer_rfc3987_syntax()
+
+import numpy as np  # noqa: E402  (after the stand-in: plotly's imports reach jsonschema)
+import plotly.graph_objects as go  # noqa: E402
 
 # One colour per optimizer, the same in every notebook.
 COLORS = {

@@ -104,8 +104,9 @@ def split_key(key):
     return k_init, k_order
 
 
-@functools.partial(jax.jit, static_argnums=0)
 def _init(model, key):
+    # model.init is one jitted call per (sizes, kind) with the scale as data: models that differ only in
+    # init_scale share it, and so does an eager ``model.init(split_key(key)[0])`` in a notebook.
     return model.init(split_key(key)[0])
 
 

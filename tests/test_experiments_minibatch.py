@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 
+import jax
 import numpy as np
 import pytest
 
 import lecture_lib.experiments_minibatch as M
+from lecture_lib import sampling
 
 
 def test_time_per_sample_falls_with_the_batch_size():
@@ -54,3 +56,15 @@ def test_cost_at_reads_the_last_epoch_within_the_budget():
 def test_timing_helpers_reject_bad_arguments(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_timing_inputs_come_from_numpy_in_the_layout_of_sampling_batches():
+    for n, b in ((10, 3), (1437, 32), (1437, 1437), (7, 1)):
+        idx, mask = M._epoch_batches(np.random.default_rng(0), n, b)
+        ref_idx, ref_mask = sampling.batches(jax.random.key(0), n, b, 1)
+        assert idx.shape == ref_idx.shape[1:] and idx.dtype == np.int32
+        np.testing.assert_array_equal(mask, np.asarray(ref_mask[0]))
+        assert sorted(idx[mask]) == list(range(n)) and not idx[~mask].any()  # a permutation, padded with 0
+    layer = M._uniform_layer(np.random.default_rng(0), 64, 10)
+    assert layer["W"].shape == (64, 10) and layer["W"].dtype == np.float32 and layer["b"].shape == (10,)
+    assert np.abs(layer["W"]).max() <= 1 / 8 and np.abs(layer["b"]).max() <= 1 / 8

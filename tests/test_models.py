@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -189,3 +190,48 @@ BAD = [
 def test_bad_arguments_are_rejected_with_a_message(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init_2d(sizes, uniform, key, scale):
+    """``Model.init`` as first written: every weight matrix drawn in its (fan_in, fan_out) shape."""
+    params = []
+    for k, fi, fo in zip(jax.random.split(key, len(sizes) - 1), sizes[:-1], sizes[1:]):
+        kW, kb = jax.random.split(k)
+        if uniform:
+            bound = 1 / math.sqrt(fi)
+            W = jax.random.uniform(kW, (fi, fo), minval=-bound, maxval=bound)
+            b = jax.random.uniform(kb, (fo,), minval=-bound, maxval=bound)
+        else:
+            W, b = scale * jax.random.normal(kW, (fi, fo)), jnp.zeros((fo,))
+        params.append({"W": W, "b": b})
+    return params
+
+
+@pytest.mark.parametrize("init_scale", [None, 0.01, 1e-4])
+@pytest.mark.parametrize("sizes", [(64, 50, 10), (3, 1), (7, 5, 5, 2), (64, 256, 256, 10)])
+def test_init_draws_flat_the_same_numbers_as_drawing_each_matrix_2d(sizes, init_scale):
+    """init draws each W flat and reshapes it (it compiles faster): bit for bit the 2-D draw."""
+    model = M.mlp(list(sizes), init_scale=init_scale)
+    for seed in (0, 5):
+        key = jax.random.key(seed)
+        ref = _init_2d(sizes, init_scale is None, key, init_scale or 1.0)
+        got = model.init(key)
+        for layer, want in zip(got, ref):
+            for name in ("W", "b"):
+                assert layer[name].shape == want[name].shape and layer[name].dtype == jnp.float32
+                np.testing.assert_array_equal(np.asarray(layer[name]), np.asarray(want[name]))
+
+
+def test_init_scale_is_data_models_differing_only_in_it_share_one_compiled_init(count_compiles):
+    key = jax.random.key(3)
+    M.mlp([9, 4, 2], init_scale=0.01).init(key)
+    M.mlp([9, 4, 2]).init(key)
+    with count_compiles() as c:
+        big = M.mlp([9, 4, 2], init_scale=0.5, activation="tanh").init(key)
+        small = M.mlp([9, 4, 2], init_scale=1e-4).init(key)
+        M.mlp([9, 4, 2], activation="sigmoid").init(key)
+    assert c.count == 0
+    for a, b in zip(big, small):  # the same draw, scaled
+        np.testing.assert_allclose(np.asarray(a["W"]) * 2e-4, np.asarray(b["W"]), rtol=1e-6)
+        assert not np.any(np.asarray(b["b"]))

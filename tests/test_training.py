@@ -487,3 +487,19 @@ def test_plan_splits_fit_into_start_and_run_with_the_same_numbers():
         np.testing.assert_allclose(both.cost[row], one.cost, rtol=1e-5)
     with pytest.raises(ValueError, match="batch_size must be at most"):
         ll.training.plan(model, d, epochs=1, batch_size=10**6)
+
+
+def test_models_differing_only_in_init_scale_share_the_compiled_start_and_run(count_compiles):
+    kwargs = dict(epochs=1, batch_size=256)
+    cs231n = ll.models.mlp([64, 12, 10], init_scale=0.01)
+    first = fit(cs231n, DATA, O.sgd(0.1), key=KEY, **kwargs)
+    k_init = split_key(KEY)[0]
+    with count_compiles() as c:
+        tiny = fit(ll.models.mlp([64, 12, 10], init_scale=1e-4), DATA, O.sgd(0.1), key=KEY, **kwargs)
+        p0 = cs231n.init(k_init)  # the weights fit drew, eagerly: the same compiled init
+    assert c.count == 0
+    start, _ = ll.training.plan(cs231n, DATA, **kwargs)
+    for a, b in zip(jax.tree.leaves(start(KEY)[0]), jax.tree.leaves(p0), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert float(first.loss[0]) != float(tiny.loss[0])  # the scale is used: 1e-4 starts nearer ln 10
+    assert abs(float(tiny.loss[0]) - np.log(10)) < abs(float(first.loss[0]) - np.log(10))

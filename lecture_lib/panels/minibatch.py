@@ -56,6 +56,7 @@ def regression_problem(seed=0, n=N_SAMPLES, condition=10.0):
     return x, y, np.asarray(d.H, np.float64), w_opt, L_star
 
 
+@jax.jit  # one compiled call, not an eager compile per operation on a cold start (same numbers)
 def full_loss(w, x, y):
     """L(w) = 1/(2n) ‖Xw − y‖² for w of shape (..., 2)."""
     r = jnp.einsum("nd,...d->...n", x, w)
