@@ -104,15 +104,26 @@ def split_key(key):
     return k_init, k_order
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _keys_and_order(key, n, b, epochs, order):
+    k_init, k_order = split_key(key)
+    return k_init, *sampling._batches(k_order, n, b, epochs, order)
+
+
+def _start(model, key, n, b, epochs, order):
+    """``(params, idx, mask)`` of ``fit(..., key=key)``: two calls, the order's (which also splits the key)
+    and ``model.init``'s, one jitted call per (sizes, kind) with the scale as data: models that differ only in
+    init_scale share it, and so does an eager ``model.init(split_key(key)[0])`` in a notebook."""
+    k_init, idx, mask = _keys_and_order(key, n, b, epochs, order)
+    return model.init(k_init), idx, mask
+
+
 def _init(model, key):
-    # model.init is one jitted call per (sizes, kind) with the scale as data: models that differ only in
-    # init_scale share it, and so does an eager ``model.init(split_key(key)[0])`` in a notebook.
     return model.init(split_key(key)[0])
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
 def _order(key, n, b, epochs, order):
-    return sampling._batches(split_key(key)[1], n, b, epochs, order)
+    return _keys_and_order(key, n, b, epochs, order)[1:]
 
 
 @jax.custom_vjp
@@ -302,10 +313,13 @@ def plan(
         if jax.tree.structure(got) != jax.tree.structure(shapes) or got != shapes:
             raise ValueError(f"params0 must have the structure and shapes of model.init: {shapes}, got {got}")
         params0 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params0)
-    reg, per_epoch = _checks.nonnegative("reg", reg), jnp.asarray(schedule_unit == "epoch")  # both traced
+    # both traced in the run; NumPy scalars, not device arrays: no eager device put on every fit call
+    reg, per_epoch = _checks.nonnegative("reg", reg, device=False), np.bool_(schedule_unit == "epoch")
 
     def start(key):  # the initial weights and the order
-        return (_init(model, key) if params0 is None else params0, *_order(key, n, b, epochs, sampling))
+        if params0 is None:
+            return _start(model, key, n, b, epochs, sampling)
+        return (params0, *_order(key, n, b, epochs, sampling))
 
     def run(opt, params, idx, mask):
         # init_scale matters only to init, done before: models that differ only in it share one compiled run
