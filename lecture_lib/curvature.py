@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 # Full float32 matrix products: on GPUs the default precision may round float32 matmuls to TF32 (10 bits).
@@ -42,31 +43,88 @@ def _flat(f: Callable, w):
     return (lambda x: f(unravel(x))), w_flat, unravel
 
 
-def _compiled(impl):
+def _is_surface(f) -> bool:
+    leaves = jax.tree.leaves(f)
+    return bool(leaves) and all(isinstance(x, jax.Array) for x in leaves)
+
+
+def _concrete(*args) -> bool:
+    """Every leaf is a value (no tracer) and ``w`` (the first of ``args``) is one flat float vector."""
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
+        return False
+    w = args[0]
+    return isinstance(w, (jax.Array, np.ndarray)) and w.ndim == 1 and jnp.issubdtype(w.dtype, jnp.floating)
+
+
+def _compiled(impl, from_derivatives=None):
     """Run ``impl(f, ...)`` under one module-level ``jit`` when ``f`` is a pytree of arrays (a ``Surface``).
 
     Eager dispatch of a surface's ``lax.switch`` under ``jax.hessian`` compiles its branches on every call
     (seconds); passed as a traced argument, the surface's parameters are data and one compile serves all.
+    With ``from_derivatives``, a call on concrete values (a flat ``w``, no tracers) takes f, g and H from the
+    one shared compiled ``_derivatives`` and finishes the small dense algebra in NumPy: one compile serves
+    ``gradient``, ``hessian``, ``spectrum``, ``condition_number`` and ``newton_step`` alike.
     """
     jitted = jax.jit(impl)
 
     @functools.wraps(impl)
     def wrapper(f, *args, **kwargs):
-        leaves = jax.tree.leaves(f)
-        if leaves and all(isinstance(x, jax.Array) for x in leaves):
+        if _is_surface(f):
+            if from_derivatives is not None and _concrete(*args, kwargs):
+                w = args[0]
+                return from_derivatives(*_derivatives(f, w), w.dtype, *args[1:], **kwargs)
             return jitted(f, *args, **kwargs)
         return impl(f, *args, **kwargs)
 
     return wrapper
 
 
-@_compiled
+@jax.jit
+def _derivatives(f, w):
+    """f(w), ∇f(w) and ∇²f(w) of a surface at a flat ``w``, in one compiled program."""
+    return (*jax.value_and_grad(f)(w), jax.hessian(f)(w))
+
+
+def _eigh(H) -> tuple[np.ndarray, np.ndarray]:
+    H = np.asarray(H, np.float64)
+    return np.linalg.eigh(0.5 * (H + H.T))
+
+
+def _gradient_of(f0, g, H, dtype, *args, **kwargs):
+    return g
+
+
+def _hessian_of(f0, g, H, dtype, *args, **kwargs):
+    return H
+
+
+def _spectrum_of(f0, g, H, dtype):
+    lam, Q = _eigh(H)
+    return jax.device_put(lam.astype(dtype)), jax.device_put(Q.astype(dtype))
+
+
+def _condition_number_of(f0, g, H, dtype):
+    lam = np.abs(_eigh(H)[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return jax.device_put(np.asarray(lam.max() / lam.min(), dtype))
+
+
+def _newton_step_of(f0, g, H, dtype, damping=0.0):
+    A = np.asarray(H, np.float64) + float(damping) * np.eye(len(g))
+    try:
+        step = -np.linalg.solve(A, np.asarray(g, np.float64))
+    except np.linalg.LinAlgError:  # singular: what XLA's LU gives, a non-finite step
+        step = np.full(len(g), np.nan)
+    return jax.device_put(step.astype(dtype))
+
+
+@functools.partial(_compiled, from_derivatives=_gradient_of)
 def gradient(f: Callable, w):
     r"""The gradient :math:`g = \nabla f(w)`, with the structure of ``w``."""
     return jax.grad(f)(w)
 
 
-@_compiled
+@functools.partial(_compiled, from_derivatives=_hessian_of)
 def hessian(f: Callable, w) -> jax.Array:
     r"""The dense Hessian :math:`H_{ij} = \partial^2 f / \partial w_i \partial w_j` of the flat ``w``, (n, n).
 
@@ -87,7 +145,7 @@ def hvp(f: Callable, w, v):
     return jax.jvp(jax.grad(f), (w,), (v,))[1]
 
 
-@_compiled
+@functools.partial(_compiled, from_derivatives=_spectrum_of)
 def spectrum(f: Callable, w) -> tuple[jax.Array, jax.Array]:
     r"""Eigenvalues (ascending) and eigenvectors (as columns) of the Hessian at ``w``.
 
@@ -99,7 +157,7 @@ def spectrum(f: Callable, w) -> tuple[jax.Array, jax.Array]:
     return jnp.linalg.eigh(0.5 * (H + H.T))
 
 
-@_compiled
+@functools.partial(_compiled, from_derivatives=_condition_number_of)
 def condition_number(f: Callable, w) -> jax.Array:
     r"""Condition number of the Hessian at ``w``: :math:`\kappa = \max_i |\lambda_i| / \min_i |\lambda_i|`.
 
@@ -114,7 +172,7 @@ def condition_number(f: Callable, w) -> jax.Array:
     return jnp.max(lam) / jnp.min(lam)
 
 
-@_compiled
+@functools.partial(_compiled, from_derivatives=_newton_step_of)
 def newton_step(f: Callable, w, damping=0.0):
     r"""The (damped) Newton step :math:`\Delta w = -(H + \lambda I)^{-1} g` at ``w``; ``damping`` is λ.
 
@@ -130,13 +188,13 @@ def newton_step(f: Callable, w, damping=0.0):
     return unravel(-jnp.linalg.solve(A, g))
 
 
-@_compiled
+@functools.partial(_compiled, from_derivatives=lambda f0, g, H, dtype: (f0, g))
 def _value_gradient(f, w0):
     f_flat, w0_flat, _ = _flat(f, w0)
     return jax.value_and_grad(f_flat)(w0_flat)
 
 
-@_compiled
+@functools.partial(_compiled, from_derivatives=lambda f0, g, H, dtype: (f0, g, H))
 def _value_gradient_hessian(f, w0):
     f_flat, w0_flat, _ = _flat(f, w0)
     return (*jax.value_and_grad(f_flat)(w0_flat), jax.hessian(f_flat)(w0_flat))

@@ -61,8 +61,9 @@ def _keys(seed, seeds):
 
 
 def _stacked(factory, keys):
-    # one compiled generator called per key: vmapping it would compile a batched copy (about 3 s) every call
-    return jax.tree.map(lambda *a: jnp.stack(a), *(factory(k) for k in keys))
+    # one compiled generator called per key: vmapping it would compile a batched copy (about 3 s) every call;
+    # stacked in NumPy (eager jnp.stack and jnp.asarray compile a program per leaf shape)
+    return jax.tree.map(lambda *a: jax.device_put(np.stack(a)), *(factory(k) for k in keys))
 
 
 def _fold(keys, salt):

@@ -230,6 +230,9 @@ def quadratic_run(kappa, angle, eta, beta, tol=CONDITIONING_TOL, *, steps=CONDIT
     return traj.params[: shown + 1], _steps_to_tol(traj.params, tol), traj.diverged_at
 
 
+_SWEEP_BUCKET = 32
+
+
 @functools.partial(jax.jit, static_argnames=("steps",))
 def _sweep(kappas, angle, tol, momentum, *, steps):
     def one(kappa):
@@ -254,6 +257,9 @@ def steps_to_tolerance(
     if k.ndim != 1 or k.size == 0 or not np.all(np.isfinite(k) & (k >= 1)):
         raise ValueError(f"kappas must be a non-empty 1-D sequence of condition numbers ≥ 1, got {kappas=}")
     tol = float(_checks.real("tol", tol, lo=0.0, hi=1.0, lo_open=True, hi_open=True, rule="be in (0, 1)"))
-    steps, f32 = _pint("steps", steps), jnp.float32
-    result = _sweep(jnp.asarray(k, f32), f32(angle), f32(tol), jnp.asarray(bool(momentum)), steps=steps)
-    return np.asarray(result)
+    steps = _pint("steps", steps)
+    # padded with κ = 1 to a multiple of _SWEEP_BUCKET: sweeps of different lengths share one compile
+    padded = np.ones(-(-k.size // _SWEEP_BUCKET) * _SWEEP_BUCKET, np.float32)
+    padded[: k.size] = k
+    result = _sweep(padded, np.float32(angle), np.float32(tol), np.asarray(bool(momentum)), steps=steps)
+    return np.asarray(result)[: k.size]

@@ -133,7 +133,9 @@ class ScheduleTrainer:
             )
         start, _ = training.plan(self.model, self.data, epochs=self.epochs, batch_size=self.batch_size)
         starts = [jax.tree.map(np.asarray, start(jax.random.key(int(s)))) for s in seeds]
-        self._starts = jax.tree.map(lambda *a: jnp.stack(a), *starts)
+        self._starts = jax.tree.map(
+            lambda *a: jax.device_put(np.stack(a)), *starts
+        )  # NumPy: no eager compiles (jnp.stack, jnp.asarray compile per shape)
         self.seeds = tuple(int(s) for s in seeds)
 
     def table(self, sched, *, per_epoch=False) -> np.ndarray:

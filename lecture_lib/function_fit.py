@@ -45,6 +45,7 @@ def _beta25(key, n):
     return g2 / (g2 + jnp.sum(e[:, 2:], axis=1))
 
 
+_BUCKET = 1024  # eager samples of up to this size are prefixes of one compiled draw of this size
 TARGETS = tuple(_TARGETS)
 DENSITIES = tuple(_DENSITIES)
 
@@ -82,8 +83,17 @@ class FunctionFit:
         return _pdf(self, x)
 
     def sample(self, key, n: int):
-        """``(x, y)`` with shapes (n, 1) and (n,); ``n`` is static, ``key`` may be traced (vmap over keys)."""
-        return _sample(self, _key(key), _checks.positive_int("n", n, array=False))
+        """``(x, y)`` with shapes (n, 1) and (n,); ``n`` is static, ``key`` may be traced (vmap over keys).
+
+        Called eagerly with ``n`` ≤ ``_BUCKET``, it draws ``_BUCKET`` pairs and returns the first ``n``: the
+        random bits of a draw do not depend on its length (threefry counts up from the start), so every
+        such ``n`` shares one compiled sampler, and a smaller sample is a prefix of a larger one.
+        """
+        key, n = _key(key), _checks.positive_int("n", n, array=False)
+        if n >= _BUCKET or any(_checks.is_traced(v) for v in jax.tree.leaves((self, key))):
+            return _sample(self, key, n)
+        x, y = _sample(self, key, _BUCKET)
+        return jax.device_put(np.asarray(x)[:n]), jax.device_put(np.asarray(y)[:n])
 
     def expected_loss(self, f, *, noisy: bool = True):
         t, w = _quadrature()

@@ -37,12 +37,23 @@ class HessianCost(NamedTuple):
     flops: np.ndarray | None = None
 
 
-def tanh_net(hidden: int, key):
-    """The loss of a D_IN-hidden-1 tanh net on a fixed batch, as a function of the flat weights, and w₀."""
-    kx, ky, kw = jax.random.split(key, 3)
-    x = jax.random.normal(kx, (BATCH, D_IN))
-    y = jax.random.normal(ky, (BATCH,))
+def tanh_net(hidden: int, key=None, *, seed: int = 0):
+    """The loss of a D_IN-hidden-1 tanh net on a fixed batch, as a function of the flat weights, and w₀.
+
+    The batch and w₀ are drawn from ``key`` (``jax.random``) or, without one, from NumPy's generator seeded
+    with ``seed``: the same numbers at every size, and no random-number program to compile per size.
+    """
     n = hidden * (D_IN + 2) + 1
+    if key is not None:
+        kx, ky, kw = jax.random.split(key, 3)
+        x = jax.random.normal(kx, (BATCH, D_IN))
+        y = jax.random.normal(ky, (BATCH,))
+        w0 = jax.random.normal(kw, (n,)) / np.sqrt(D_IN)
+    else:
+        rng = np.random.default_rng(seed)
+        x = jax.device_put(rng.standard_normal((BATCH, D_IN), np.float32))
+        y = jax.device_put(rng.standard_normal(BATCH, np.float32))
+        w0 = jax.device_put(rng.standard_normal(n, np.float32) / np.float32(np.sqrt(D_IN)))
 
     def loss(w):
         W1 = w[: hidden * D_IN].reshape(hidden, D_IN)
@@ -52,7 +63,7 @@ def tanh_net(hidden: int, key):
         r = h @ w2 + b2 - y
         return 0.5 * jnp.mean(r * r)
 
-    return loss, jax.random.normal(kw, (n,)) / np.sqrt(D_IN)
+    return loss, w0
 
 
 def _programs(loss, w, V):
@@ -120,8 +131,10 @@ def measure(sizes=SIZES, *, seed=0) -> HessianCost:
     with jax.default_device(jax.devices("cpu")[0]):
         for target in sizes:
             hidden = max(1, round((target - 1) / (D_IN + 2)))
-            loss, w = tanh_net(hidden, jax.random.key(seed))
-            V = jax.random.normal(jax.random.key(seed + 1), (HVP_BATCH, w.size))
+            loss, w = tanh_net(hidden, seed=seed)
+            V = jax.device_put(
+                np.random.default_rng(seed + 1).standard_normal((HVP_BATCH, w.size), np.float32)
+            )
             form, solve, hvp = _programs(loss, w, V)
             t_form, (H, g) = _time(form, (w,))
             t_solve, _ = _time(solve, (H, g))

@@ -206,3 +206,39 @@ def test_newton_step_keeps_the_pytree_structure():
     H = cv.hessian(loss, params)
     g = ravel_pytree(cv.gradient(loss, params))[0]
     np.testing.assert_allclose((H + jnp.eye(62)) @ flat, -g, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["rosenbrock", "himmelblau", "saddle"])
+def test_eager_calls_on_a_surface_share_one_compile_and_match_the_traced_versions(name):
+    """Outside a trace, gradient, hessian, spectrum, condition_number and newton_step take f, g and H from one
+    compiled program and finish in NumPy (float64); under jit they are the traced formulas: same numbers."""
+    s, w = surfaces.SURFACES[name], jnp.array([0.3, -0.7])
+    eager = (cv.gradient(s, w), cv.hessian(s, w), cv.spectrum(s, w)[0], cv.condition_number(s, w),
+             cv.newton_step(s, w), cv.newton_step(s, w, damping=2.0))  # fmt: skip
+    traced = jax.jit(
+        lambda s, w: (
+            cv.gradient(s, w),
+            cv.hessian(s, w),
+            cv.spectrum(s, w)[0],
+            cv.condition_number(s, w),
+            cv.newton_step(s, w),
+            cv.newton_step(s, w, damping=2.0),
+        )  # fmt: skip
+    )(s, w)
+    for a, b in zip(eager, traced):
+        assert isinstance(a, jax.Array) and a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-5)
+    lam, Q = cv.spectrum(s, w)
+    H = np.asarray(cv.hessian(s, w), np.float64)
+    np.testing.assert_allclose(H @ np.asarray(Q), np.asarray(Q) * np.asarray(lam), rtol=1e-5, atol=1e-4)
+    cv.condition_number(s, w)
+    before = cv._derivatives._cache_size()
+    for f in (cv.gradient, cv.hessian, cv.spectrum, cv.condition_number, cv.newton_step):
+        f(surfaces.SURFACES["beale"], w)
+    assert cv._derivatives._cache_size() == before  # one compile for every surface and function
+
+
+def test_newton_step_of_a_singular_hessian_is_not_finite():
+    flat = surfaces.quadratic(condition=1.0)
+    step = cv.newton_step(flat, jnp.zeros(2), damping=-1.0)  # H − I = 0
+    assert not np.all(np.isfinite(np.asarray(step)))

@@ -378,3 +378,22 @@ BAD = [
 def test_bad_arguments_are_rejected_with_a_message(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_eager_samples_are_prefixes_of_one_compiled_draw(count_compiles):
+    """Eager samples of up to 1,024 pairs share one compiled sampler: the random bits of a draw do not depend
+    on its length, so each is the prefix of the 1,024-pair draw, and equal to a sample drawn at its own length
+    up to float32 rounding of the transforms (a different compiled program)."""
+    for density in D.DENSITIES:
+        problem = D.function_fit_problem("wave", density=density, noise=0.3)
+        full = [np.asarray(a) for a in problem.sample(KEY, 1024)]
+        with count_compiles() as c:
+            parts = {n: [np.asarray(a) for a in problem.sample(KEY, n)] for n in (1, 8, 16, 20, 50, 1000)}
+        assert c.count == 0, density
+        for n, (x, y) in parts.items():
+            assert x.shape == (n, 1) and y.shape == (n,)
+            np.testing.assert_array_equal(x, full[0][:n])
+            np.testing.assert_array_equal(y, full[1][:n])
+            own = jax.jit(lambda k, p=problem, n=n: p.sample(k, n))(KEY)  # traced key: drawn at length n
+            np.testing.assert_allclose(x, np.asarray(own[0]), rtol=0, atol=1e-6)
+            np.testing.assert_allclose(y, np.asarray(own[1]), rtol=0, atol=1e-6)

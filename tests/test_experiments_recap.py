@@ -69,3 +69,12 @@ def test_steps_to_tolerance_reports_minus_one_when_not_reached():
 def test_steps_to_tolerance_rejects_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_sweeps_of_different_lengths_share_one_compile():
+    R.steps_to_tolerance(np.geomspace(10, 1000, 9), momentum=False)
+    before = R._sweep._cache_size()
+    long = R.steps_to_tolerance(np.geomspace(1, 1000, 28), momentum=True)
+    short = R.steps_to_tolerance(np.geomspace(1, 1000, 28)[:5], momentum=True)
+    assert R._sweep._cache_size() == before and long.shape == (28,)
+    np.testing.assert_array_equal(short, long[:5])  # padding changes nothing

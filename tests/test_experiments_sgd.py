@@ -296,3 +296,32 @@ def test_batch_error_variance_samples_every_item_and_pair_with_the_right_frequen
                 kurt = float(dist.stats(moments="k")) + 3
                 se = np.sqrt(kurt / draws - (draws - 3) / (draws * (draws - 1)))  # sd of s² / σ²
                 assert abs(var / pred - 1) <= 5 * se + 1e-5, (items, b, var / pred, se)  # + float32
+
+
+def test_noisy_quadratic_schedules_share_one_compile_as_tables(count_compiles):
+    """Every schedule runs through its table of rates: one compiled run per shape, whatever the family."""
+    key = jax.random.key(3)
+    scheds = (
+        ll.schedules.inverse_time(0.5, 1.0, 4.0),
+        ll.schedules.exponential(0.1, 0.95),
+        ll.schedules.constant(0.2),
+    )
+    ex.sgd_noisy_quadratic(ll.schedules.inverse_time(0.3, 0.5, 2.0), 250, key=key, replicas=8)
+    for s in scheds:
+        s(jnp.arange(300, dtype=jnp.int32))  # the table's own evaluation compiles once per family
+    with count_compiles() as c:
+        runs = [ex.sgd_noisy_quadratic(s, 250, key=key, replicas=8) for s in scheds]
+    assert c.count == 0
+    for s, r in zip(scheds, runs):
+        np.testing.assert_allclose(np.asarray(r.eta), np.asarray(s(jnp.arange(250))), rtol=1e-6)
+        assert r.F.shape == (251,) and r.F_exact.shape == (251,)
+
+
+def test_loglog_slope_in_numpy_and_under_jit_agree(count_compiles):
+    x = np.geomspace(1, 1000, 9)
+    y = 3.0 / x**0.5 * (1 + 0.01 * np.sin(x))
+    with count_compiles() as c:
+        eager = ex.loglog_slope(x, y)
+    assert c.count == 0 and isinstance(eager, jax.Array)
+    traced = jax.jit(ex.loglog_slope)(x, y)
+    assert float(eager) == pytest.approx(float(traced), abs=1e-5)

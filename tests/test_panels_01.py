@@ -237,3 +237,12 @@ def test_hessian_cost_operation_counts_grow_as_the_textbook_says():
         hessian_cost.slopes(cost._replace(flops=None), of="flops")
     fig = hessian_cost.figure(cost)
     assert fig.layout.font.size >= 14 and fig.layout.title.text
+
+
+def test_tanh_net_from_a_seed_is_numpy_drawn_and_deterministic():
+    loss, w = hessian_cost.tanh_net(10, seed=0)
+    loss2, w2 = hessian_cost.tanh_net(10, seed=0)
+    assert w.shape == (101,) and w.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(w2))
+    assert float(loss(w)) == float(loss2(w2)) and np.isfinite(float(loss(w)))
+    assert not np.array_equal(np.asarray(hessian_cost.tanh_net(10, seed=1)[1]), np.asarray(w))
