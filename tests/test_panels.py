@@ -66,8 +66,8 @@ def test_every_control_changes_the_figure_and_nothing_recompiles(panel, count_co
 
 def test_panel_has_a_static_figure_for_the_site(panel):
     """``make site`` replays each panel at precomputed values of one control (lecture_lib/site.py)."""
-    # a fresh panel, as make site builds it: after the test above has moved every control to its extremes,
-    # some panels (noise_fan) hold far heavier figures and building the frames takes minutes
+    # a fresh panel, as make site builds it (after the test above, some panels sit at their extremes with far
+    # heavier figures; tests/test_site.py checks that a heavy stepped figure still ends)
     panel = PANELS[panel.name]()
     static = panel.static_figure(n=3)
     figures = static if isinstance(static, list) else [static]
