@@ -191,16 +191,13 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
         params, state = jax.tree.map(lambda old, new: jnp.where(stop, old, new), (params, state), new)
         return (params, state, diverged_at, eta_epoch), (jnp.where(done, jnp.nan, loss), eta)
 
-    def epoch(carry, inputs):
+    def epoch(carry, inputs):  # reduce-on-plateau: a scan over epochs, the metrics drive the next rate
         params, state, diverged_at, plateau_state = carry
         e, idx_e, mask_e = inputs
-        eta_epoch = plateau_state.lr if plateau else opt.lr
         j = e * m + jnp.arange(m, dtype=jnp.int32)
         (params, state, diverged_at, _), (losses, etas) = jax.lax.scan(
-            update, (params, state, diverged_at, eta_epoch), (j, idx_e, mask_e)
+            update, (params, state, diverged_at, plateau_state.lr), (j, idx_e, mask_e)
         )
-        if not plateau:  # the epoch's metrics are computed after the loop, for all epochs at once
-            return (params, state, diverged_at, plateau_state), (losses, etas[-1], params, diverged_at >= 0)
         scores = evaluate(params, diverged_at >= 0)
         _, plateau_state = schedule.update(plateau_state, scores[3])  # driven by the validation loss
         return (params, state, diverged_at, plateau_state), (losses, etas[-1], scores)
@@ -212,14 +209,44 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
         cost = jnp.where(over & jnp.isfinite(cost), jnp.nan, cost)  # the run is over
         return cost, train_acc, val_acc, val_loss
 
-    plateau_state = schedule.init() if plateau else jnp.zeros(())
-    carry0 = (params, opt.init(params), jnp.int32(-1), plateau_state)
-    es = jnp.arange(idx.shape[0], dtype=jnp.int32)
-    (params, state, diverged_at, _), rec = jax.lax.scan(epoch, carry0, (es, idx, mask))
-    # Without reduce-on-plateau nothing in the loop needs an epoch's metrics: the weights after each epoch
-    # are kept and evaluated together, one batched product per layer (on XLA:CPU 15 % faster than ten).
-    losses, lrs, *rest = rec
-    cost, train_acc, val_acc, val_loss = rest[0] if plateau else jax.vmap(evaluate)(*rest)
+    E = idx.shape[0]
+    es = jnp.arange(E, dtype=jnp.int32)
+    if plateau:
+        carry0 = (params, opt.init(params), jnp.int32(-1), schedule.init())
+        (params, state, diverged_at, _), rec = jax.lax.scan(epoch, carry0, (es, idx, mask))
+        losses, lrs, (cost, train_acc, val_acc, val_loss) = rec
+    else:
+        # Nothing in the loop needs an epoch's metrics: the weights after each epoch are kept and evaluated
+        # together after the loop, one batched product per layer (on XLA:CPU 15 % faster than ten). The loop
+        # over epochs stops once the run has diverged (under vmap, once every run has): later epochs would
+        # only repeat the frozen weights, and their records are filled in below exactly as they would be.
+        def body(carry):
+            e, params, state, diverged_at, losses_b, etas_b, params_b, over_b = carry
+            j = e * m + jnp.arange(m, dtype=jnp.int32)
+            (params, state, diverged_at, _), (losses, etas) = jax.lax.scan(
+                update, (params, state, diverged_at, opt.lr), (j, idx[e], mask[e])
+            )
+            params_b = jax.tree.map(lambda b, p: b.at[e].set(p), params_b, params)
+            return (e + 1, params, state, diverged_at, losses_b.at[e].set(losses), etas_b.at[e].set(etas[-1]),
+                    params_b, over_b.at[e].set(diverged_at >= 0))  # fmt: skip
+
+        carry0 = (
+            jnp.int32(0), params, opt.init(params), jnp.int32(-1), jnp.full((E, m), jnp.nan, jnp.float32),
+            jnp.zeros(E, jnp.float32), jax.tree.map(lambda p: jnp.zeros((E, *p.shape), p.dtype), params),
+            jnp.ones(E, bool),
+        )  # fmt: skip
+        ran, params, state, diverged_at, losses, etas_b, params_b, over = jax.lax.while_loop(
+            lambda c: (c[0] < E) & (c[3] < 0), body, carry0
+        )
+        done = es < ran  # the epochs the loop ran; after them the weights are the final ones, frozen
+        params_b = jax.tree.map(
+            lambda b, p: jnp.where(done.reshape(-1, *([1] * p.ndim)), b, p[None]), params_b, params
+        )
+        # the rate of each epoch's last update, as the update computes it (skipped epochs included)
+        j_last = es * m + m - 1
+        eta_last = opt.lr if schedule is None else schedule(jnp.where(per_epoch, j_last // m, j_last))
+        lrs = jnp.where(done, etas_b, jnp.broadcast_to(eta_last, (E,)).astype(jnp.float32))
+        cost, train_acc, val_acc, val_loss = jax.vmap(evaluate)(params_b, over)
     state = state if return_state else None
     return History(losses.reshape(-1), cost, train_acc, val_acc, val_loss, lrs, diverged_at, params, state)
 
