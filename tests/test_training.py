@@ -213,6 +213,33 @@ def test_after_divergence_the_weights_stop_changing():
     np.testing.assert_array_equal(np.asarray(two.loss), np.asarray(ten.loss[:46]))
 
 
+def test_the_epochs_after_divergence_are_recorded_as_if_they_had_run():
+    # fit's epoch loop stops once the run has diverged; the records of the skipped epochs must be what running
+    # them would give: nan batch losses and cost, the frozen weights' accuracies and validation loss, the
+    # schedule's rate at each epoch's last update
+    sched = ll.schedules.exponential(1e6, 0.5)
+    hist = fit(TINY, DATA, O.sgd(1.0), epochs=5, batch_size=64, key=KEY, schedule=sched)
+    m, d = 23, int(hist.diverged_at)
+    e = d // m  # the epoch it diverged in
+    assert 0 <= e < 4
+    assert np.isnan(np.asarray(hist.loss)[(e + 1) * m :]).all() and np.isnan(np.asarray(hist.cost)).all()
+    for name in ("train_acc", "val_acc", "val_loss"):  # the frozen weights' (val_loss may be nan: huge W)
+        a = np.asarray(getattr(hist, name))
+        np.testing.assert_array_equal(a[e:], np.full(len(a) - e, a[e]), err_msg=name)
+    frozen = ll.models.mlp(TINY.sizes).apply(hist.params, DATA.x_val)
+    np.testing.assert_allclose(hist.val_acc[-1], ll.models.accuracy(frozen, DATA.y_val))
+    np.testing.assert_allclose(hist.lr, sched(np.arange(1, 6) * m - 1), rtol=1e-6)
+    # under vmap the loop runs until every run has diverged: a diverging and a learning rate side by side; the
+    # learning one is the run alone, the diverged one keeps its records as above
+    both = sweep(TINY, DATA, ll.optimizers.sgd, [1e6, 0.1], [0], epochs=5, batch_size=64)
+    alone = fit(TINY, DATA, O.sgd(0.1), epochs=5, batch_size=64, key=jax.random.key(0))
+    assert_same_history(jax.tree.map(lambda a: a[1, 0], both), alone, rtol=1e-4, atol=1e-6)
+    gone = jax.tree.map(lambda a: np.asarray(a[0, 0]), both)
+    e = int(gone.diverged_at) // m
+    assert 0 <= e < 4 and np.isnan(gone.loss[(e + 1) * m :]).all() and np.isnan(gone.cost).all()
+    np.testing.assert_array_equal(gone.val_acc[e:], np.full(5 - e, gone.val_acc[e]))
+
+
 # ---- the log and the running estimate -------------------------------------------------------------------
 
 SLIDE = """\
