@@ -163,9 +163,13 @@ FIGURES_EXPECTED_JS = """async ([ids, figureId]) => {
     if (model.get("_anywidget_id") === figureId) figures += 1;
     for (const child of model.get("children") || []) count(child);
   };
+  // a model that never arrives must fail with a message, not leave a promise pending: Chromium collects a
+  // pending, unreferenced promise and Playwright then reports "Resulting promise was garbage collected"
+  const inTime = (promise, ms) => Promise.race([promise, new Promise((_, reject) =>
+    setTimeout(() => reject(new Error(`no model after ${ms / 1000} s`)), ms))]);
   for (const id of ids) {
     try {
-      count(await manager.get_model(id));
+      count(await inTime(manager.get_model(id), 30000));
     } catch (error) {
       missing.push(`${id}: ${error}`);
     }
@@ -176,7 +180,12 @@ FIGURES_EXPECTED_JS = """async ([ids, figureId]) => {
 
 def figures_expected(page, top: list[str]) -> int:
     """How many FigureWidgets the widgets ``top`` (model ids) display; fails if a model cannot be created."""
-    result = page.evaluate(FIGURES_EXPECTED_JS, [top, FIGURE_WIDGET_ID])
+    try:
+        result = page.evaluate(FIGURES_EXPECTED_JS, [top, FIGURE_WIDGET_ID])
+    except Exception as error:  # playwright's Error; a collected promise is the driver's, not the page's
+        if "garbage collected" not in str(error):
+            raise
+        result = page.evaluate(FIGURES_EXPECTED_JS, [top, FIGURE_WIDGET_ID])
     if result["missing"]:
         pytest.fail("widget models missing:\n" + "\n".join(result["missing"]), pytrace=False)
     return result["figures"]
