@@ -259,15 +259,9 @@ def _parse(argv):
 def main(argv=None) -> Result:
     args = _parse(argv)
     load_before = common.load()
-    threads_before = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(args.torch_threads)
-    try:
+    with common.torch_threads(args.torch_threads):
         workloads = QUICK_WORKLOADS if args.quick else WORKLOADS
         rows = [_measure(o, s, args.steps, args.trajectories, args.repeats) for o, s in workloads]
-    finally:
-        if torch is not None:
-            torch.set_num_threads(threads_before)
     lines = [
         f"# {args.trajectories:,} noisy {args.steps}-step trajectories at once: ll.run under vmap vs "
         "batched PyTorch and vectorised NumPy",

@@ -651,23 +651,19 @@ def main(argv=None) -> Result:
     """Run both benchmarks, print the Markdown report and return it with the measurements."""
     args = _parse(argv)
     load_before = common.load()
-    threads_before = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(args.torch_threads)
     gc.collect()
     gc.freeze()  # the modules' objects move out of the collector's sight: each timing's gc.collect() is quick
     try:
-        s = _setup(args.epochs, args.batch_size)
-        fit_rows = [
-            _measure_fit(s, *OPTIMIZERS[o], args.fit_repeats, args.loop_repeats) for o in args.optimizers
-        ]
-        floor = _floor(s, 20 if not args.quick else 3)
-        sizes = tuple(2**i for i in range(int(math.log2(args.max_batch)) + 1))
-        var_rows = _measure_variance(sizes, args.draws, args.var_repeats)
+        with common.torch_threads(args.torch_threads):
+            s = _setup(args.epochs, args.batch_size)
+            fit_rows = [
+                _measure_fit(s, *OPTIMIZERS[o], args.fit_repeats, args.loop_repeats) for o in args.optimizers
+            ]
+            floor = _floor(s, 20 if not args.quick else 3)
+            sizes = tuple(2**i for i in range(int(math.log2(args.max_batch)) + 1))
+            var_rows = _measure_variance(sizes, args.draws, args.var_repeats)
     finally:
         gc.unfreeze()
-        if torch is not None:
-            torch.set_num_threads(threads_before)
     ok = all(r.ok for r in fit_rows) and all(r.max_z <= Z_TOL for r in var_rows)
     targets = {impl: _target_met(fit_rows, impl, t) for impl, t in TARGETS.items()}
     threads = args.torch_threads if torch is not None else "n/a"

@@ -518,18 +518,12 @@ def main(argv=None) -> Result:
     """Run the benchmark, print the Markdown report and return it with the measurements."""
     args = _parse(argv)
     load_before = common.load()
-    threads_before = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(args.torch_threads)
-    try:
+    with common.torch_threads(args.torch_threads):
         rows = [
             _measure(o, s, args.steps, args.run_repeats, args.loop_repeats)
             for s in args.surfaces
             for o in args.optimizers
         ]
-    finally:
-        if torch is not None:
-            torch.set_num_threads(threads_before)
     max_dev = max(r.max_deviation for r in rows)
     ok = all(math.isfinite(r.max_deviation) and r.max_deviation <= TOL for r in rows)
     threads = args.torch_threads if torch is not None else "n/a"

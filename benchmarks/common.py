@@ -6,6 +6,7 @@ there; ``benchmark_path()`` does it for a script loaded from elsewhere, e.g. by 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
 import os
@@ -56,6 +57,22 @@ def versions() -> str:
 
 def now() -> str:
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """PyTorch on ``n`` intra-op threads for the block (nothing without torch), the previous count after."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def header_lines(load_before: str | None = None) -> list[str]:
