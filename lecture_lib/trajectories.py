@@ -128,23 +128,26 @@ def gaussian_noise(key, steps: int, size: int):
 # ---- the run ----------------------------------------------------------------------------------------------
 
 
-def _scan(opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad=None):
+def _scan(opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad=None, return_state=False):
     """The whole run; ``w0`` is a flat float32 vector.
 
     Iteration t evaluates w_t, records it and steps to w_{t+1}; iteration ``steps`` only records (its update
     is computed and dropped): the path needs no concatenation and the first evaluation no code of its own.
     The optimizer is not held after a non-finite loss (holding its state cost ~60% of a vmapped run); only
-    the record is: from ``diverged_at`` on it repeats the last finite point, as ``_scan_held`` does.
+    the record is: from ``diverged_at`` on it repeats the last finite point, and with ``return_state`` the
+    state that goes with it is kept the same way (static: no cost otherwise).
     """
     value_and_grad = value_and_grad or jax.value_and_grad(loss_fn)
     seed = None if key is None else _noise_seed(key)
 
     def step(carry, _):
-        t, w, state, w_last, diverged_at = carry
+        t, w, state, w_last, state_last, diverged_at = carry
         loss, g = value_and_grad(w)
         fine = diverged_at < 0
         diverged_at = jnp.where(fine & ~jnp.isfinite(loss), t, diverged_at)
         w_last = jnp.where(diverged_at < 0, w, w_last)  # the last finite point
+        if return_state:  # and the optimizer state it was reached with
+            state_last = jax.tree.map(lambda a, b: jnp.where(diverged_at < 0, a, b), state, state_last)
         loss_out = jnp.where(fine, loss, jnp.nan)  # the first non-finite loss is kept, later ones are nan
         eta = opt.lr if schedule is None else schedule(t)
         if seed is not None:
@@ -152,45 +155,13 @@ def _scan(opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad=None):
         w_new, state_new = opt.with_lr(eta).update(g, state, w, objective=loss_fn)
         # eta is recorded even without a schedule: an output computed beside the loop (a broadcast of lr)
         # is run on XLA:CPU's thread pool, ~10-40 us a call more on a busy machine
-        return (t + 1, w_new, state_new, w_last, diverged_at), (w_last, loss_out, eta)
+        return (t + 1, w_new, state_new, w_last, state_last, diverged_at), (w_last, loss_out, eta)
 
     # the step number is a counter in the carry, not an iota as xs: one buffer fewer outside the loop
-    carry0 = (jnp.int32(0), w0, opt.init(w0), w0, jnp.int32(-1))
+    state0 = opt.init(w0)
+    carry0 = (jnp.int32(0), w0, state0, w0, state0 if return_state else None, jnp.int32(-1))
     carry, (params, losses, lrs) = jax.lax.scan(step, carry0, None, length=steps + 1)
-    return params, losses, lrs[:steps].astype(jnp.float32), carry[-1], None
-
-
-def _scan_held(opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad=None):
-    """``_scan`` holding the carry from the first non-finite loss on, for ``return_state``: the final state is
-    then the last finite one. The same path, losses, lrs and ``diverged_at`` as ``_scan``."""
-    value_and_grad = value_and_grad or jax.value_and_grad(loss_fn)
-    seed = None if key is None else _noise_seed(key)
-
-    def step(carry, t):
-        w, state, loss, g, diverged_at = carry
-        eta = opt.lr if schedule is None else schedule(t)
-        g_noisy = g if seed is None else g + noise * _noise_at(seed, t, w0.size)
-        w_new, state_new = opt.with_lr(eta).update(g_noisy, state, w, objective=loss_fn)
-        loss_new, g_new = value_and_grad(w_new)
-        done = diverged_at >= 0
-        bad = ~jnp.isfinite(loss_new) & ~done
-        diverged_at = jnp.where(bad, t + 1, diverged_at)
-        hold = done | bad
-        carry = jax.tree.map(
-            lambda old, new: jnp.where(hold, old, new),
-            (w, state, loss, g),
-            (w_new, state_new, loss_new, g_new),
-        )
-        loss_out = jnp.where(done, jnp.nan, loss_new)
-        return (*carry, diverged_at), (carry[0], loss_out, eta)
-
-    loss0, g0 = value_and_grad(w0)
-    diverged0 = jnp.where(jnp.isfinite(loss0), -1, 0).astype(jnp.int32)
-    carry0 = (w0, opt.init(w0), loss0, g0, diverged0)
-    carry, (ws, losses, lrs) = jax.lax.scan(step, carry0, jnp.arange(steps, dtype=jnp.int32))
-    params = jnp.concatenate([w0[None], ws])
-    losses = jnp.concatenate([loss0[None], losses])
-    return params, losses, jnp.broadcast_to(lrs, (steps,)).astype(jnp.float32), carry[-1], carry[1]
+    return params, losses, lrs[:steps].astype(jnp.float32), carry[-1], carry[4]
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "steps", "return_state"))
@@ -204,9 +175,8 @@ def _run(opts, surface, x0, schedule, noise, key, *, fn, steps, return_state):
     value_and_grad = surface.value_and_grad if fn is None else None
     out = []
     for opt in opts:
-        scan = _scan_held if return_state else _scan
-        params, losses, lrs, diverged_at, state = scan(
-            opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad
+        params, losses, lrs, diverged_at, state = _scan(
+            opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad, return_state
         )
         out.append(Trajectory(jax.vmap(unravel)(params), losses, lrs, diverged_at, state))
     return out

@@ -159,15 +159,29 @@ RUNS_THAT_DIVERGE_OR_NOT = [
 
 
 @pytest.mark.parametrize("case", range(len(RUNS_THAT_DIVERGE_OR_NOT)))
-def test_the_run_without_a_hold_in_its_loop_equals_the_held_one(case):
-    # return_state=True steps a loop that holds the whole carry from the first non-finite loss on; the
-    # default loop only holds what it records: the same numbers
+def test_returning_the_state_changes_no_recorded_number(case):
+    # return_state=True also keeps the state of the last finite point in the loop; the record stays the same
     opt, surface, x0, kw = RUNS_THAT_DIVERGE_OR_NOT[case]
     fast = ll.run(opt, surface, x0, 80, **kw)
     held = ll.run(opt, surface, x0, 80, return_state=True, **kw)
     assert fast.state is None and held.state is not None
     for a, b in zip(fast[:4], held[:4], strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_the_returned_state_of_a_diverged_run_is_the_one_of_its_last_finite_point(nesterov):
+    # the loop steps on after divergence; the state it returns is that of the last finite iterate, which a run
+    # stopped there (d - 1 updates, no divergence) returns as its final state
+    opt, x0 = (O.nesterov if nesterov else O.momentum)(0.5, beta=0.9), [-4.0, 3.0]
+    gone = ll.run(opt, QUAD, x0, 200, return_state=True)
+    d = int(gone.diverged_at)
+    assert d > 1
+    kept = ll.run(opt, QUAD, x0, d - 1, return_state=True)
+    assert int(kept.diverged_at) == -1
+    for a, b in zip(jax.tree.leaves(gone.state), jax.tree.leaves(kept.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert any(np.asarray(a).any() for a in jax.tree.leaves(gone.state))  # a state worth comparing
 
 
 def test_a_numpy_start_is_read_on_every_call_even_when_its_device_copy_is_kept():
