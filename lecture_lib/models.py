@@ -118,7 +118,9 @@ def softmax_cross_entropy(logits, y):
     """
     # shift by the max first: lse - s_y then loses no digits to a large common offset
     s = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
-    s_y = jnp.take_along_axis(s, y[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    # the label's entry by comparison, not take_along_axis: its gradient is then a select, not a scatter
+    classes = jnp.arange(s.shape[-1]).reshape((1,) * (s.ndim - 1) + (-1,))
+    s_y = jnp.sum(jnp.where(y[..., None] == classes, s, 0.0), axis=-1)
     return jax.nn.logsumexp(s, axis=-1) - s_y
 
 

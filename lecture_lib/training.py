@@ -1,5 +1,6 @@
-r"""Minibatch training, the whole run under one ``jit``: ``lax.scan`` over epochs around ``lax.scan`` over the
-updates of an epoch.
+r"""Minibatch training: one compiled loop over the epochs and the updates of each, then one batched evaluation
+of every epoch's weights. A single run called directly compiles its loop into one native function (see "the
+native loop" below): 10 epochs of the 64-50-10 net on digits take ~6 ms on a laptop-class CPU core.
 
 >>> import jax, lecture_lib as ll
 >>> data = ll.data.digits(seed=0)
@@ -110,10 +111,24 @@ def _keys_and_order(key, n, b, epochs, order):
     return k_init, *sampling._batches(k_order, n, b, epochs, order)
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _keys_and_bits(key, n, count):
+    k_init, k_order = split_key(key)
+    return k_init, sampling._round_bits(k_order, n, count)
+
+
 def _start(model, key, n, b, epochs, order):
     """``(params, idx, mask)`` of ``fit(..., key=key)``: two calls, the order's (which also splits the key)
     and ``model.init``'s, one jitted call per (sizes, kind) with the scale as data: models that differ only in
-    init_scale share it, and so does an eager ``model.init(split_key(key)[0])`` in a notebook."""
+    init_scale share it, and so does an eager ``model.init(split_key(key)[0])`` in a notebook. For a concrete
+    key the shuffles' random bits are drawn on the device and sorted on the host (``_permutations_np``, the
+    same permutations in half the time)."""
+    index_bits, _ = sampling._shuffle_rounds(n)
+    if order in ("reshuffle", "fixed") and index_bits <= 24 and not _traced(key):
+        count = epochs if order == "reshuffle" else 1
+        k_init, u = _keys_and_bits(key, n, count)
+        perms = sampling._permutations_np(u, n)
+        return (model.init(k_init), *sampling._batches_np(perms, n, b, epochs))
     k_init, idx, mask = _keys_and_order(key, n, b, epochs, order)
     return model.init(k_init), idx, mask
 
@@ -159,9 +174,85 @@ def _apply_batch(model, params, x):
     return _dense(x, params[-1]["W"]) + params[-1]["b"][None, :]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "loss_name", "return_state"))
-def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, return_state):
-    m = idx.shape[1]
+# ---- the native loop ---------------------------------------------------------------------------------------
+#
+# XLA:CPU runs a compiled program as a sequence of "thunks" (one per fused kernel or library call), at roughly
+# 0.3-0.5 µs of dispatch each; a training step of the 64-50-10 net is about 45 of them, more than its five
+# small matrix products cost. Its small-while-loop pass instead compiles a whole loop into one native function
+# when the loop holds no library call (``_xla.py`` raises the pass's size limit), which needs the products as
+# XLA's own tiled LLVM IR GEMM: single-threaded Eigen and no YNNPACK fusions (``_NATIVE_OPTIONS``, per
+# compilation). That code generator is fast for row-major products, reductions over a leading axis and
+# elementwise work, and slow (4 µs per 3,200 elements) for a long reduction to a scalar or along the last
+# axis: so the step below keeps activations feature-major, (fan_out, batch), sums over a leading axis, and
+# forms bias gradients and the squared norm as matrix-vector products.
+
+_NATIVE_OPTIONS = {"xla_cpu_multi_thread_eigen": False, "xla_cpu_experimental_ynn_fusion_type": ""}
+
+#: activation'(z) from z and a = act(z), as JAX differentiates the activations
+_DERIVATIVES = {
+    "relu": lambda z, a: (z > 0).astype(z.dtype),
+    "tanh": lambda z, a: 1 - a * a,
+    "sigmoid": lambda z, a: a * (1 - a),
+}
+
+
+def _ones(n):  # a column of ones that XLA may not fold into a reduction
+    return jax.lax.optimization_barrier(jnp.ones((n, 1), jnp.float32))
+
+
+def _sum_squares(W):
+    """``sum(W * W)`` of a matrix as a column sum and a matrix-vector product (see above)."""
+    return (jnp.sum(W * W, axis=0, keepdims=True) @ _ones(W.shape[1]))[0, 0]
+
+
+def _per_sample_t(loss_name, out_t, y):
+    """Per-sample loss of feature-major outputs ``out_t`` (..., k, b) and its derivative in ``out_t``: the
+    values of ``models.LOSSES[loss_name](out_t.T, y)``, reducing over the class axis, not the last."""
+    k, b = out_t.shape[-2:]
+    if loss_name == "cross_entropy":
+        s = out_t - jnp.max(out_t, axis=-2, keepdims=True)
+        e = jnp.exp(s)
+        se = jnp.sum(e, axis=-2, keepdims=True)
+        onehot = jnp.broadcast_to(jnp.arange(k)[:, None] == y[None, :], out_t.shape)
+        per = jnp.log(se[..., 0, :]) - jnp.sum(jnp.where(onehot, s, 0.0), axis=-2)
+        return per, e / se - onehot
+    r = out_t - jnp.broadcast_to(jnp.reshape(y, (b, k)).T, out_t.shape)  # y: (b,) or (b, k)
+    return 0.5 * jnp.sum(r * r, axis=-2), r
+
+
+def _native_value_and_grad(model, loss_name, params, xb, yb, mask_b, reg):
+    """The batch objective J of :func:`_fns` and its gradient, by hand: forward and backward of the MLP with
+    feature-major activations, the first product on the gathered rows ``xb`` (b, d_in)."""
+    act, d_act = models.ACTIVATIONS[model.activation], _DERIVATIVES[model.activation]
+    bar = jax.lax.optimization_barrier
+    L, b = len(params), xb.shape[0]
+    zs, hs = [], []  # pre-activations and activations, (fan_out, b)
+    for l, layer in enumerate(params):
+        if l == 0:  # the gathered rows as they are (transposing them first measured no faster)
+            z = bar(xb @ layer["W"]).T + layer["b"][:, None]
+        else:
+            z = bar(layer["W"].T) @ hs[-1] + layer["b"][:, None]
+        zs.append(z)
+        if l < L - 1:
+            hs.append(act(z))
+    per, d_out = _per_sample_t(loss_name, zs[-1], yb)
+    count = jnp.sum(mask_b.astype(jnp.float32))
+    l2 = 0.5 * sum(_sum_squares(layer["W"]) for layer in params)
+    loss = jnp.sum(jnp.where(mask_b, per, 0.0)) / count + reg * l2
+    dz = d_out * jnp.where(mask_b, 1.0 / count, 0.0)[None, :]
+    grads = [None] * L
+    for l in reversed(range(L)):
+        a_prev = xb if l == 0 else bar(hs[l - 1]).T  # (b, fan_in)
+        dW_t = bar(dz) @ a_prev  # (fan_out, fan_in)
+        db = (dz @ _ones(b))[:, 0]
+        if l > 0:
+            dz = (params[l]["W"] @ dz) * d_act(zs[l - 1], hs[l - 1])
+        grads[l] = {"W": bar(dW_t).T + reg * params[l]["W"], "b": db}
+    return loss, grads
+
+
+def _fns(model, x, y, xv, yv, opt, schedule, reg, per_epoch, m, loss_name, native=False):
+    """The update of one batch (a ``scan`` step) and the metrics after an epoch, shared by the loops."""
     per_sample = models.LOSSES[loss_name]
     plateau = isinstance(schedule, schedules.ReduceOnPlateau)
 
@@ -179,7 +270,10 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
             losses = jnp.where(mask_b, per_sample(apply(p, xb), yb), 0.0)
             return jnp.sum(losses) / jnp.sum(mask_b) + reg * models.l2(p)
 
-        loss, g = jax.value_and_grad(lambda p: J(p, functools.partial(_apply_batch, model)))(params)
+        if native:  # first-order optimizers only: they never call the objective
+            loss, g = _native_value_and_grad(model, loss_name, params, xb, yb, mask_b, reg)
+        else:
+            loss, g = jax.value_and_grad(lambda p: J(p, functools.partial(_apply_batch, model)))(params)
         if schedule is None or plateau:
             eta = eta_epoch
         else:
@@ -191,7 +285,25 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
         params, state = jax.tree.map(lambda old, new: jnp.where(stop, old, new), (params, state), new)
         return (params, state, diverged_at, eta_epoch), (jnp.where(done, jnp.nan, loss), eta)
 
-    def epoch(carry, inputs):  # reduce-on-plateau: a scan over epochs, the metrics drive the next rate
+    def evaluate(params, over):  # cost, train accuracy, validation accuracy and loss after an epoch
+        train_loss, train_acc = metrics(params, x, y)
+        val_loss, val_acc = metrics(params, xv, yv)
+        cost = train_loss + reg * models.l2(params)
+        cost = jnp.where(over & jnp.isfinite(cost), jnp.nan, cost)  # the run is over
+        return cost, train_acc, val_acc, val_loss
+
+    return update, evaluate
+
+
+@functools.partial(jax.jit, static_argnames=("model", "loss_name", "return_state"))
+def _fit_plateau(
+    model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, return_state
+):  # fmt: skip
+    """Reduce-on-plateau: a scan over epochs, each epoch's validation loss drives the next epoch's rate."""
+    m = idx.shape[1]
+    update, evaluate = _fns(model, x, y, xv, yv, opt, schedule, reg, per_epoch, m, loss_name)
+
+    def epoch(carry, inputs):
         params, state, diverged_at, plateau_state = carry
         e, idx_e, mask_e = inputs
         j = e * m + jnp.arange(m, dtype=jnp.int32)
@@ -202,53 +314,106 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
         _, plateau_state = schedule.update(plateau_state, scores[3])  # driven by the validation loss
         return (params, state, diverged_at, plateau_state), (losses, etas[-1], scores)
 
-    def evaluate(params, over):  # cost, train accuracy, validation accuracy and loss after an epoch
-        train_loss, train_acc = metrics(params, x, y)
-        val_loss, val_acc = metrics(params, xv, yv)
-        cost = train_loss + reg * models.l2(params)
-        cost = jnp.where(over & jnp.isfinite(cost), jnp.nan, cost)  # the run is over
-        return cost, train_acc, val_acc, val_loss
-
-    E = idx.shape[0]
-    es = jnp.arange(E, dtype=jnp.int32)
-    if plateau:
-        carry0 = (params, opt.init(params), jnp.int32(-1), schedule.init())
-        (params, state, diverged_at, _), rec = jax.lax.scan(epoch, carry0, (es, idx, mask))
-        losses, lrs, (cost, train_acc, val_acc, val_loss) = rec
-    else:
-        # Nothing in the loop needs an epoch's metrics: the weights after each epoch are kept and evaluated
-        # together after the loop, one batched product per layer (on XLA:CPU 15 % faster than ten). The loop
-        # over epochs stops once the run has diverged (under vmap, once every run has): later epochs would
-        # only repeat the frozen weights, and their records are filled in below exactly as they would be.
-        def body(carry):
-            e, params, state, diverged_at, losses_b, etas_b, params_b, over_b = carry
-            j = e * m + jnp.arange(m, dtype=jnp.int32)
-            (params, state, diverged_at, _), (losses, etas) = jax.lax.scan(
-                update, (params, state, diverged_at, opt.lr), (j, idx[e], mask[e])
-            )
-            params_b = jax.tree.map(lambda b, p: b.at[e].set(p), params_b, params)
-            return (e + 1, params, state, diverged_at, losses_b.at[e].set(losses), etas_b.at[e].set(etas[-1]),
-                    params_b, over_b.at[e].set(diverged_at >= 0))  # fmt: skip
-
-        carry0 = (
-            jnp.int32(0), params, opt.init(params), jnp.int32(-1), jnp.full((E, m), jnp.nan, jnp.float32),
-            jnp.zeros(E, jnp.float32), jax.tree.map(lambda p: jnp.zeros((E, *p.shape), p.dtype), params),
-            jnp.ones(E, bool),
-        )  # fmt: skip
-        ran, params, state, diverged_at, losses, etas_b, params_b, over = jax.lax.while_loop(
-            lambda c: (c[0] < E) & (c[3] < 0), body, carry0
-        )
-        done = es < ran  # the epochs the loop ran; after them the weights are the final ones, frozen
-        params_b = jax.tree.map(
-            lambda b, p: jnp.where(done.reshape(-1, *([1] * p.ndim)), b, p[None]), params_b, params
-        )
-        # the rate of each epoch's last update, as the update computes it (skipped epochs included)
-        j_last = es * m + m - 1
-        eta_last = opt.lr if schedule is None else schedule(jnp.where(per_epoch, j_last // m, j_last))
-        lrs = jnp.where(done, etas_b, jnp.broadcast_to(eta_last, (E,)).astype(jnp.float32))
-        cost, train_acc, val_acc, val_loss = jax.vmap(evaluate)(params_b, over)
+    es = jnp.arange(idx.shape[0], dtype=jnp.int32)
+    carry0 = (params, opt.init(params), jnp.int32(-1), schedule.init())
+    (params, state, diverged_at, _), rec = jax.lax.scan(epoch, carry0, (es, idx, mask))
+    losses, lrs, (cost, train_acc, val_acc, val_loss) = rec
     state = state if return_state else None
     return History(losses.reshape(-1), cost, train_acc, val_acc, val_loss, lrs, diverged_at, params, state)
+
+
+def _train_impl(
+    model, params, idx, mask, x, y, opt, schedule, reg, per_epoch, *, loss_name, return_state, native
+):
+    """The updates of every epoch in a while loop that stops once the run has diverged (under vmap, once
+    every run has): the later epochs would only repeat the frozen weights. Returns the weights after each
+    epoch for :func:`_evaluate`, which fills in the records of the skipped epochs."""
+    E, m = idx.shape[:2]
+    update, _ = _fns(model, x, y, None, None, opt, schedule, reg, per_epoch, m, loss_name, native)
+
+    def body(carry):
+        e, params, state, diverged_at, losses_b, etas_b, params_b, over_b = carry
+        j = e * m + jnp.arange(m, dtype=jnp.int32)
+        (params, state, diverged_at, _), (losses, etas) = jax.lax.scan(
+            update, (params, state, diverged_at, opt.lr), (j, idx[e], mask[e])
+        )
+        params_b = jax.tree.map(lambda b, p: b.at[e].set(p), params_b, params)
+        return (e + 1, params, state, diverged_at, losses_b.at[e].set(losses), etas_b.at[e].set(etas[-1]),
+                params_b, over_b.at[e].set(diverged_at >= 0))  # fmt: skip
+
+    carry0 = (
+        jnp.int32(0), params, opt.init(params), jnp.int32(-1), jnp.full((E, m), jnp.nan, jnp.float32),
+        jnp.zeros(E, jnp.float32), jax.tree.map(lambda p: jnp.zeros((E, *p.shape), p.dtype), params),
+        jnp.ones(E, bool),
+    )  # fmt: skip
+    ran, params, state, diverged_at, losses, etas_b, params_b, over = jax.lax.while_loop(
+        lambda c: (c[0] < E) & (c[3] < 0), body, carry0
+    )
+    return ran, params, (state if return_state else None), diverged_at, losses, etas_b, params_b, over
+
+
+_STATIC = ("model", "loss_name", "return_state")
+_train = jax.jit(functools.partial(_train_impl, native=False), static_argnames=_STATIC)
+_train_native = jax.jit(
+    functools.partial(_train_impl, native=True), static_argnames=_STATIC, compiler_options=_NATIVE_OPTIONS
+)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "loss_name", "m"))
+def _evaluate(model, trained, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, m):
+    """The History from :func:`_train`'s result: the metrics of every epoch's weights at once, feature-major
+    (one product per layer for all epochs), and the records of epochs skipped after divergence filled in
+    exactly as running them would (the final, frozen weights; nan losses; the schedule's rate)."""
+    ran, params, state, diverged_at, losses, etas_b, params_b, over = trained
+    E = etas_b.shape[0]
+    es = jnp.arange(E, dtype=jnp.int32)
+    done = es < ran  # the epochs the loop ran; after them the weights are the final ones, frozen
+    params_b = jax.tree.map(
+        lambda b, p: jnp.where(done.reshape(-1, *([1] * p.ndim)), b, p[None]), params_b, params
+    )
+    # the rate of each epoch's last update, as the update computes it (skipped epochs included)
+    j_last = es * m + m - 1
+    eta_last = opt.lr if schedule is None else schedule(jnp.where(per_epoch, j_last // m, j_last))
+    lrs = jnp.where(done, etas_b, jnp.broadcast_to(eta_last, (E,)).astype(jnp.float32))
+    act = models.ACTIVATIONS[model.activation]
+
+    def metrics(x, y):  # (E,) loss and accuracy of every epoch's weights on a split
+        h = x.T  # (d_in, n)
+        for l, layer in enumerate(params_b):
+            W_t = jax.lax.optimization_barrier(jnp.swapaxes(layer["W"], 1, 2))  # (E, fan_out, fan_in)
+            if l == 0:  # one product for all epochs; with the bias (and activation) fused into it
+                E_, o, i = W_t.shape
+                h = (W_t.reshape(E_ * o, i) @ h + layer["b"].reshape(-1)[:, None]).reshape(E_, o, -1)
+            else:
+                h = W_t @ h + layer["b"][:, :, None]
+            h = act(h) if l < len(params_b) - 1 else h
+        loss = jnp.mean(_per_sample_t(loss_name, h, y)[0], axis=-1)
+        if loss_name != "cross_entropy":
+            return loss, jnp.full(E, jnp.nan, jnp.float32)
+        return loss, jnp.mean(jnp.argmax(h, axis=-2) == y[None, :], axis=-1)
+
+    train_loss, train_acc = metrics(x, y)
+    val_loss, val_acc = metrics(xv, yv)
+    cost = train_loss + reg * jax.vmap(models.l2)(params_b)
+    cost = jnp.where(over & jnp.isfinite(cost), jnp.nan, cost)  # the run is over
+    return History(losses.reshape(-1), cost, train_acc, val_acc, val_loss, lrs, diverged_at, params, state)
+
+
+def _traced(tree) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
+def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, return_state):
+    kw = {"loss_name": loss_name, "return_state": return_state}
+    if isinstance(schedule, schedules.ReduceOnPlateau):
+        return _fit_plateau(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, **kw)
+    # One run called directly: the native loop. Under vmap or jit (many runs at once, e.g. sweep) and for
+    # optimizers that evaluate the objective, the default compilation: its multi-threaded products pay there.
+    args = (model, params, idx, mask, x, y, opt, schedule, reg, per_epoch)
+    native = not opt.needs_objective and not _traced(args[1:])
+    trained = (_train_native if native else _train)(*args, **kw)
+    return _evaluate(model, trained, x, y, xv, yv, opt, schedule, reg, per_epoch, loss_name=loss_name,
+                     m=idx.shape[-2])  # fmt: skip
 
 
 def fit(

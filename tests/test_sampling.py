@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from lecture_lib import sampling
+from lecture_lib import models, sampling, training
 
 
 @pytest.mark.parametrize("n,b", [(10, 1), (10, 3), (10, 10), (1437, 64)])
@@ -109,3 +109,15 @@ def test_same_key_same_order_and_vmap_over_keys():
 def test_bad_arguments(args, exc, match):
     with pytest.raises(exc, match=match):
         sampling.batches(*args)
+
+
+@pytest.mark.parametrize("n, count", [(1, 1), (2, 3), (5, 2), (64, 4), (1437, 10), (2049, 2)])
+def test_the_host_sort_of_the_drawn_bits_gives_the_same_permutations(n, count):
+    # fit draws a concrete key's shuffle bits on the device and sorts them in NumPy: the same permutations
+    key = jax.random.key(n * 7 + count)
+    host = sampling._permutations_np(sampling._round_bits(key, n, count), n)
+    np.testing.assert_array_equal(host, np.asarray(sampling._permutations(key, n, count)))
+    start = training._start(models.mlp([2, 1]), key, n, 1, count, "reshuffle")
+    order = training._keys_and_order(key, n, 1, count, "reshuffle")
+    for a, b in zip(start[1:], order[1:], strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
