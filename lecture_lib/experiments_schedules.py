@@ -144,8 +144,15 @@ class ScheduleTrainer:
         return np.asarray(sched(jnp.asarray(t // self.m if per_epoch else t)), np.float64)
 
     def _go(self, schedule, opt):
-        args = (schedule, opt, self.reg, self._starts, self.data)
-        return _train(self.model, self.epochs, self.batch_size, *args)
+        if isinstance(schedule, schedules.ReduceOnPlateau):
+            args = (schedule, opt, self.reg, self._starts, self.data)
+            return _train(self.model, self.epochs, self.batch_size, *args)
+        # the seeds share the schedule and optimizer: one native training loop steps them all
+        _, run_runs = training.plan(
+            self.model, self.data, epochs=self.epochs, batch_size=self.batch_size, schedule=schedule,
+            reg=self.reg, runs=True,
+        )  # fmt: skip
+        return run_runs(opt, *self._starts)._replace(params=None, state=None)
 
     def run(self, sched, *, per_epoch=False, opt=None) -> Runs:
         """Train every seed under the step schedule ``sched`` (through its table: no compile per schedule)."""

@@ -323,31 +323,51 @@ def _fit_plateau(
 
 
 def _train_impl(
-    model, params, idx, mask, x, y, opt, schedule, reg, per_epoch, *, loss_name, return_state, native
-):
-    """The updates of every epoch in a while loop that stops once the run has diverged (under vmap, once
-    every run has): the later epochs would only repeat the frozen weights. Returns the weights after each
-    epoch for :func:`_evaluate`, which fills in the records of the skipped epochs."""
-    E, m = idx.shape[:2]
+    model, params, idx, mask, x, y, opt, schedule, reg, per_epoch, *, loss_name, return_state, native,
+    runs=False,
+):  # fmt: skip
+    """The updates of every epoch in a while loop that stops once the run has diverged: the later epochs would
+    only repeat the frozen weights. Returns the weights after each epoch for :func:`_evaluate`, which fills in
+    the records of the skipped epochs.
+
+    With ``runs``, ``params``, ``idx`` and ``mask`` carry a leading axis of runs that share ``opt`` and
+    ``schedule`` (seeds): one loop steps them all (the step vmapped inside it) until every run has diverged.
+    Unlike ``vmap`` of the single run, the epoch counter stays shared, so the records are written in place
+    (a batched index would make them scatters, which XLA:CPU cannot compile into a native loop)."""
+    E, m = idx.shape[-3:-1]
     update, _ = _fns(model, x, y, None, None, opt, schedule, reg, per_epoch, m, loss_name, native)
+    if runs:
+        update = jax.vmap(
+            update, in_axes=((0, 0, 0, None), (None, 0, 0)), out_axes=((0, 0, 0, None), (0, None))
+        )
+        state0, lead = jax.vmap(opt.init)(params), (idx.shape[0],)
+        epoch_of = lambda a, e: jnp.swapaxes(a[:, e], 0, 1)  # (m, runs, b): the scan runs over updates
+        put = lambda b, v, e: b.at[:, e].set(v)
+    else:
+        state0, lead = opt.init(params), ()
+        epoch_of = lambda a, e: a[e]
+        put = lambda b, v, e: b.at[e].set(v)
 
     def body(carry):
         e, params, state, diverged_at, losses_b, etas_b, params_b, over_b = carry
         j = e * m + jnp.arange(m, dtype=jnp.int32)
         (params, state, diverged_at, _), (losses, etas) = jax.lax.scan(
-            update, (params, state, diverged_at, opt.lr), (j, idx[e], mask[e])
+            update, (params, state, diverged_at, opt.lr), (j, epoch_of(idx, e), epoch_of(mask, e))
         )
-        params_b = jax.tree.map(lambda b, p: b.at[e].set(p), params_b, params)
-        return (e + 1, params, state, diverged_at, losses_b.at[e].set(losses), etas_b.at[e].set(etas[-1]),
-                params_b, over_b.at[e].set(diverged_at >= 0))  # fmt: skip
+        params_b = jax.tree.map(lambda b, p: put(b, p, e), params_b, params)
+        losses = jnp.swapaxes(losses, 0, 1) if runs else losses
+        return (e + 1, params, state, diverged_at, put(losses_b, losses, e), etas_b.at[e].set(etas[-1]),
+                params_b, put(over_b, diverged_at >= 0, e))  # fmt: skip
 
     carry0 = (
-        jnp.int32(0), params, opt.init(params), jnp.int32(-1), jnp.full((E, m), jnp.nan, jnp.float32),
-        jnp.zeros(E, jnp.float32), jax.tree.map(lambda p: jnp.zeros((E, *p.shape), p.dtype), params),
-        jnp.ones(E, bool),
+        jnp.int32(0), params, state0, jnp.full(lead, -1, jnp.int32),
+        jnp.full((*lead, E, m), jnp.nan, jnp.float32),
+        jnp.zeros(E, jnp.float32),
+        jax.tree.map(lambda p: jnp.zeros((*lead, E, *p.shape[len(lead):]), p.dtype), params),
+        jnp.ones((*lead, E), bool),
     )  # fmt: skip
     ran, params, state, diverged_at, losses, etas_b, params_b, over = jax.lax.while_loop(
-        lambda c: (c[0] < E) & (c[3] < 0), body, carry0
+        lambda c: (c[0] < E) & jnp.any(c[3] < 0), body, carry0
     )
     return ran, params, (state if return_state else None), diverged_at, losses, etas_b, params_b, over
 
@@ -357,6 +377,10 @@ _train = jax.jit(functools.partial(_train_impl, native=False), static_argnames=_
 _train_native = jax.jit(
     functools.partial(_train_impl, native=True), static_argnames=_STATIC, compiler_options=_NATIVE_OPTIONS
 )
+_train_native_runs = jax.jit(
+    functools.partial(_train_impl, native=True, runs=True), static_argnames=_STATIC,
+    compiler_options=_NATIVE_OPTIONS,
+)  # fmt: skip
 
 
 @functools.partial(jax.jit, static_argnames=("model", "loss_name", "m"))
@@ -416,6 +440,25 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
                      m=idx.shape[-2])  # fmt: skip
 
 
+def _fit_runs(
+    model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, return_state
+):
+    """The History of several runs at once, ``params``, ``idx``, ``mask`` stacked along a leading axis (seeds)
+    and sharing ``opt``, ``schedule`` and ``reg``: one native loop for all (see :func:`_train_impl`), else
+    (reduce-on-plateau, second-order optimizers, inside a transformation) ``vmap`` of :func:`_fit`."""
+    kw = {"loss_name": loss_name, "return_state": return_state}
+    shared = (x, y, xv, yv, opt, schedule, reg, per_epoch)
+    if (
+        isinstance(schedule, schedules.ReduceOnPlateau) or opt.needs_objective
+        or _traced((params, idx, mask, *shared))
+    ):  # fmt: skip
+        return jax.vmap(lambda p, i, k: _fit(model, p, i, k, *shared, **kw))(params, idx, mask)
+    trained = _train_native_runs(model, params, idx, mask, x, y, opt, schedule, reg, per_epoch, **kw)
+    axes = (None, 0, 0 if return_state else None, 0, 0, None, 0, 0)  # ran and the rates are shared
+    evaluate = functools.partial(_evaluate, model, loss_name=loss_name, m=idx.shape[-2])
+    return jax.vmap(lambda t: evaluate(t, *shared), in_axes=(axes,))(trained)
+
+
 def fit(
     model,
     data,
@@ -469,15 +512,17 @@ def _check_opt(opt):
 
 def plan(
     model, data, *, epochs, batch_size, schedule=None, reg=0.0, sampling="reshuffle", schedule_unit="update",
-    loss=None, params0=None, return_state=False,
+    loss=None, params0=None, return_state=False, runs=False,
 ):  # fmt: skip
     """``fit`` in two halves, for experiments that vmap over seeds or optimizers themselves (like ``sweep``).
 
     Checks ``fit``'s keyword arguments once and returns ``(start, run)``: ``start(key)`` gives the initial
     weights and the sample order ``(params, idx, mask)`` that ``fit(..., key=key)`` would draw, and
     ``run(opt, params, idx, mask)`` the :class:`History` of training from them. So
-    ``run(opt, *start(key))`` equals ``fit(model, data, opt, key=key, ...)``; ``run`` works under ``jax.vmap``
-    over ``opt``'s hyperparameters and over stacked ``params, idx, mask``.
+    ``run(opt, *start(key))`` equals ``fit(model, data, opt, key=key, ...)``; ``run`` works under
+    ``jax.vmap`` over ``opt``'s hyperparameters and over stacked ``params, idx, mask``. With ``runs=True``,
+    ``run`` takes ``params, idx, mask`` stacked along a leading axis (several seeds) that share ``opt``: what
+    ``vmap`` of the plain ``run`` over them gives, in one native loop for all (``ScheduleTrainer``'s seeds).
     """
     if not isinstance(model, models.Model):
         raise TypeError(f"model must be a model from ll.models (mlp, linear), got model={model!r}")
@@ -499,6 +544,8 @@ def plan(
         raise ValueError(f"loss must be one of {tuple(models.LOSSES)}, got loss={loss!r}")
     if not isinstance(return_state, bool):
         raise TypeError(f"return_state must be True or False, got return_state={return_state!r}")
+    if not isinstance(runs, bool):
+        raise TypeError(f"runs must be True or False, got runs={runs!r}")
     if params0 is not None:
         shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(model.init, jax.random.key(0)))
         got = jax.tree.map(np.shape, params0)
@@ -517,7 +564,9 @@ def plan(
         # init_scale matters only to init, done before: models that differ only in it share one compiled run
         apply_model = dataclasses.replace(model, init_scale=None)
         args = (params, idx, mask, data.x_train, data.y_train, data.x_val, data.y_val, opt, schedule, reg)
-        return _fit(apply_model, *args, per_epoch, loss_name=loss, return_state=return_state)
+        return (_fit_runs if runs else _fit)(
+            apply_model, *args, per_epoch, loss_name=loss, return_state=return_state
+        )
 
     return start, run
 

@@ -592,3 +592,31 @@ def test_the_native_training_loop_compiles_into_one_native_function():
     entry = hlo[hlo.index("\nENTRY") :]
     assert "while(" not in entry.split("\n}")[0]  # the epoch loop itself sits inside the call
     assert "__ynn_fusion" not in hlo and "custom-call" not in hlo and "scatter(" not in hlo
+
+
+def test_runs_of_several_seeds_in_one_loop_equal_vmap_of_the_single_run():
+    # plan(runs=True) steps seeds that share the optimizer in one native loop (ScheduleTrainer's seeds); it
+    # must give what vmap of the plain run over the stacked starts gives, divergence bookkeeping included
+    starts = None
+    for opt, sched in ((O.momentum(0.1, beta=0.9), S.exponential(0.1, 0.7)), (O.sgd(30.0), None)):
+        kw = {"epochs": 2, "batch_size": 64, "schedule": sched, "reg": 1e-3}
+        start, run = ll.training.plan(MLP, DATA, **kw)
+        _, run_runs = ll.training.plan(MLP, DATA, runs=True, **kw)
+        starts = jax.tree.map(lambda *a: jnp.stack(a), *(start(jax.random.key(s)) for s in (0, 1, 2)))
+        together = run_runs(opt, *starts)
+        alone = jax.vmap(lambda p, i, m, run=run, opt=opt: run(opt, p, i, m))(*starts)
+        if sched is not None:
+            assert_same_history(together, alone, rtol=1e-5, atol=1e-6)
+    # the second: every seed diverges (the exploding updates amplify rounding, so compare the bookkeeping)
+    assert (np.asarray(together.diverged_at) >= 0).all()
+    np.testing.assert_array_equal(np.asarray(together.diverged_at), np.asarray(alone.diverged_at))
+    for name in ("loss", "cost", "val_acc", "lr"):
+        a, b = np.asarray(getattr(together, name)), np.asarray(getattr(alone, name))
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+    hlo = ll.training._train_native_runs.lower(
+        MLP, *starts, DATA.x_train, DATA.y_train, O.sgd(0.1), None, np.float32(0), np.bool_(False),
+        loss_name="cross_entropy", return_state=False,
+    ).compile().as_text()  # fmt: skip
+    assert 'xla_cpu_small_call="true"' in hlo
+    with pytest.raises(TypeError, match="runs must be True or False, got runs=1"):
+        ll.training.plan(MLP, DATA, epochs=1, batch_size=64, runs=1)
