@@ -392,9 +392,6 @@ def _evaluate(model, trained, x, y, xv, yv, opt, schedule, reg, per_epoch, *, lo
     E = etas_b.shape[0]
     es = jnp.arange(E, dtype=jnp.int32)
     done = es < ran  # the epochs the loop ran; after them the weights are the final ones, frozen
-    params_b = jax.tree.map(
-        lambda b, p: jnp.where(done.reshape(-1, *([1] * p.ndim)), b, p[None]), params_b, params
-    )
     # the rate of each epoch's last update, as the update computes it (skipped epochs included)
     j_last = es * m + m - 1
     eta_last = opt.lr if schedule is None else schedule(jnp.where(per_epoch, j_last // m, j_last))
@@ -416,8 +413,12 @@ def _evaluate(model, trained, x, y, xv, yv, opt, schedule, reg, per_epoch, *, lo
             return loss, jnp.full(E, jnp.nan, jnp.float32)
         return loss, jnp.mean(jnp.argmax(h, axis=-2) == y[None, :], axis=-1)
 
-    train_loss, train_acc = metrics(x, y)
-    val_loss, val_acc = metrics(xv, yv)
+    # the weights of the epochs not run are zeros: their metrics are those of the frozen weights, which the
+    # last epoch run ended with (the loop ran at least one); filled in after, so the products read params_b
+    # as it is (a select on it first keeps XLA from fusing the bias and activation into the product)
+    fill = lambda a: jnp.where(done, a, a[ran - 1])
+    train_loss, train_acc = map(fill, metrics(x, y))
+    val_loss, val_acc = map(fill, metrics(xv, yv))
     cost = train_loss + reg * jax.vmap(models.l2)(params_b)
     cost = jnp.where(over & jnp.isfinite(cost), jnp.nan, cost)  # the run is over
     return History(losses.reshape(-1), cost, train_acc, val_acc, val_loss, lrs, diverged_at, params, state)
