@@ -377,6 +377,7 @@ _train = jax.jit(functools.partial(_train_impl, native=False), static_argnames=_
 _train_native = jax.jit(
     functools.partial(_train_impl, native=True), static_argnames=_STATIC, compiler_options=_NATIVE_OPTIONS
 )
+_train_runs = jax.jit(functools.partial(_train_impl, native=False, runs=True), static_argnames=_STATIC)
 _train_native_runs = jax.jit(
     functools.partial(_train_impl, native=True, runs=True), static_argnames=_STATIC,
     compiler_options=_NATIVE_OPTIONS,
@@ -424,6 +425,22 @@ def _evaluate(model, trained, x, y, xv, yv, opt, schedule, reg, per_epoch, *, lo
     return History(losses.reshape(-1), cost, train_acc, val_acc, val_loss, lrs, diverged_at, params, state)
 
 
+_NATIVE = {"available": True}  # False once this XLA refused _NATIVE_OPTIONS: then the default compilation
+
+
+def _native_or_default(native_fn, default_fn, *args, **kw):
+    """``native_fn(*args, **kw)``, or ``default_fn``'s where this XLA does not know ``_NATIVE_OPTIONS`` (they
+    are debug options of XLA:CPU that a later jaxlib may rename): slower, the same numbers."""
+    if _NATIVE["available"]:
+        try:
+            return native_fn(*args, **kw)
+        except jax.errors.JaxRuntimeError as error:
+            if not any(name in str(error) for name in _NATIVE_OPTIONS):
+                raise
+            _NATIVE["available"] = False
+    return default_fn(*args, **kw)
+
+
 def _traced(tree) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
 
@@ -436,7 +453,7 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
     # optimizers that evaluate the objective, the default compilation: its multi-threaded products pay there.
     args = (model, params, idx, mask, x, y, opt, schedule, reg, per_epoch)
     native = not opt.needs_objective and not _traced(args[1:])
-    trained = (_train_native if native else _train)(*args, **kw)
+    trained = _native_or_default(_train_native, _train, *args, **kw) if native else _train(*args, **kw)
     return _evaluate(model, trained, x, y, xv, yv, opt, schedule, reg, per_epoch, loss_name=loss_name,
                      m=idx.shape[-2])  # fmt: skip
 
@@ -454,7 +471,8 @@ def _fit_runs(
         or _traced((params, idx, mask, *shared))
     ):  # fmt: skip
         return jax.vmap(lambda p, i, k: _fit(model, p, i, k, *shared, **kw))(params, idx, mask)
-    trained = _train_native_runs(model, params, idx, mask, x, y, opt, schedule, reg, per_epoch, **kw)
+    args = (model, params, idx, mask, x, y, opt, schedule, reg, per_epoch)
+    trained = _native_or_default(_train_native_runs, _train_runs, *args, **kw)
     axes = (None, 0, 0 if return_state else None, 0, 0, None, 0, 0)  # ran and the rates are shared
     evaluate = functools.partial(_evaluate, model, loss_name=loss_name, m=idx.shape[-2])
     return jax.vmap(lambda t: evaluate(t, *shared), in_axes=(axes,))(trained)

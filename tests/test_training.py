@@ -620,3 +620,27 @@ def test_runs_of_several_seeds_in_one_loop_equal_vmap_of_the_single_run():
     assert 'xla_cpu_small_call="true"' in hlo
     with pytest.raises(TypeError, match="runs must be True or False, got runs=1"):
         ll.training.plan(MLP, DATA, epochs=1, batch_size=64, runs=1)
+
+
+def test_an_xla_without_the_native_options_falls_back_to_the_default_compilation(monkeypatch):
+    # the native loop's compile options are XLA:CPU debug options a later jaxlib may rename: fit must then
+    # train through the default compilation (same numbers), not fail
+    def refuse(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError(
+            "INVALID_ARGUMENT: No such option: xla_cpu_experimental_ynn_fusion_type"
+        )
+
+    expected = digits_run(O.momentum(0.1, beta=0.9))
+    monkeypatch.setattr(ll.training, "_train_native", refuse)
+    monkeypatch.setattr(ll.training, "_NATIVE", {"available": True})
+    assert_same_history(digits_run(O.momentum(0.1, beta=0.9)), expected, rtol=1e-5, atol=1e-6)
+    assert ll.training._NATIVE["available"] is False
+    monkeypatch.setattr(ll.training, "_NATIVE", {"available": True})
+
+    def fail(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory")
+
+    monkeypatch.setattr(ll.training, "_train_native", fail)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="RESOURCE_EXHAUSTED"):  # other errors propagate
+        digits_run(O.momentum(0.1, beta=0.9))
+    assert ll.training._NATIVE["available"] is True
