@@ -272,6 +272,17 @@ def run(
 
     Works under ``jax.vmap`` over learning rates, seeds, starting points and surface parameters.
     """
+    if (  # the slider case, checked in ~0.3 µs instead of _validate's ~1.5: a surface, a plain run
+        type(surface_or_fn) is Surface and schedule is None and key is None and return_state is False
+        and type(noise) in (float, int) and noise == 0 and type(steps) is int and steps > 0
+        and isinstance(opt, Optimizer)
+    ):  # fmt: skip
+        if type(x0) is np.ndarray and x0.shape == (2,):
+            x0 = _device_start(x0.astype(np.float32, copy=False))
+        if type(x0) is _ARRAY and x0.dtype is _F32 and x0.shape == (2,):
+            return _run(
+                (opt,), surface_or_fn, x0, None, None, None, fn=None, steps=steps, return_state=False
+            )[0]
     return run_many(
         (opt,), surface_or_fn, x0, steps, schedule=schedule, noise=noise, key=key, return_state=return_state
     )[0]

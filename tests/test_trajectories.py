@@ -338,3 +338,15 @@ def test_a_schedule_drives_the_learning_rate_and_its_parameters_never_recompile(
 def test_reduce_on_plateau_is_refused_by_run_with_a_pointer_to_fit():
     with pytest.raises(TypeError, match="reduce_on_plateau is driven by a metric once per epoch"):
         ll.run(O.sgd(0.1), QUAD, [0.0, 0.0], 5, schedule=ll.schedules.reduce_on_plateau(0.1))
+
+
+def test_a_plain_run_on_a_surface_equals_the_general_path_for_every_kind_of_start():
+    # run() checks the slider case (surface, no schedule, no noise) in a short path of its own
+    surface, opt = ll.surfaces.SURFACES["rosenbrock"], ll.optimizers.adam(0.1)
+    ref = ll.trajectories.run_many((opt,), surface, [-1.2, 1.0], 40)[0]
+    for x0 in ([-1.2, 1.0], np.array([-1.2, 1.0]), np.array([-1.2, 1.0], np.float32), jnp.array([-1.2, 1.0])):
+        traj = ll.run(opt, surface, x0, 40)
+        for a, b in zip(jax.tree.leaves(traj), jax.tree.leaves(ref), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match=r"x0 must have shape \(2,\)"):
+        ll.run(opt, surface, np.zeros(3, np.float32), 40)
