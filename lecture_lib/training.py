@@ -441,6 +441,17 @@ def _native_or_default(native_fn, default_fn, *args, **kw):
     return default_fn(*args, **kw)
 
 
+#: Above this many multiply-adds per update (batch x sum of fan_in * fan_out, times the runs stepped together)
+#: the default compilation's multi-threaded products beat the native loop's single-threaded ones: 64-50-10 on
+#: the full digits batch (5.3e6) is 1.5x faster native, 64-256-256-10 at batch 512 (4.3e7) 1.2x slower.
+_NATIVE_MAX_WORK = 2**24
+
+
+def _native_suits(model, idx, runs=1) -> bool:
+    work = runs * idx.shape[-1] * sum(a * b for a, b in zip(model.sizes[:-1], model.sizes[1:]))
+    return work <= _NATIVE_MAX_WORK
+
+
 def _traced(tree) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
 
@@ -449,10 +460,11 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
     kw = {"loss_name": loss_name, "return_state": return_state}
     if isinstance(schedule, schedules.ReduceOnPlateau):
         return _fit_plateau(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, **kw)
-    # One run called directly: the native loop. Under vmap or jit (many runs at once, e.g. sweep) and for
-    # optimizers that evaluate the objective, the default compilation: its multi-threaded products pay there.
+    # One run called directly: the native loop. Under vmap or jit (many runs at once, e.g. sweep), for wide
+    # layers or large batches (_NATIVE_MAX_WORK) and for optimizers that evaluate the objective, the default
+    # compilation: its multi-threaded products pay there.
     args = (model, params, idx, mask, x, y, opt, schedule, reg, per_epoch)
-    native = not opt.needs_objective and not _traced(args[1:])
+    native = not opt.needs_objective and _native_suits(model, idx) and not _traced(args[1:])
     trained = _native_or_default(_train_native, _train, *args, **kw) if native else _train(*args, **kw)
     return _evaluate(model, trained, x, y, xv, yv, opt, schedule, reg, per_epoch, loss_name=loss_name,
                      m=idx.shape[-2])  # fmt: skip
@@ -468,7 +480,7 @@ def _fit_runs(
     shared = (x, y, xv, yv, opt, schedule, reg, per_epoch)
     if (
         isinstance(schedule, schedules.ReduceOnPlateau) or opt.needs_objective
-        or _traced((params, idx, mask, *shared))
+        or not _native_suits(model, idx, idx.shape[0]) or _traced((params, idx, mask, *shared))
     ):  # fmt: skip
         return jax.vmap(lambda p, i, k: _fit(model, p, i, k, *shared, **kw))(params, idx, mask)
     args = (model, params, idx, mask, x, y, opt, schedule, reg, per_epoch)

@@ -644,3 +644,14 @@ def test_an_xla_without_the_native_options_falls_back_to_the_default_compilation
     with pytest.raises(jax.errors.JaxRuntimeError, match="RESOURCE_EXHAUSTED"):  # other errors propagate
         digits_run(O.momentum(0.1, beta=0.9))
     assert ll.training._NATIVE["available"] is True
+
+
+def test_the_native_loop_is_chosen_for_small_updates_only():
+    # per update: batch x sum of fan_in * fan_out (x runs); above 2**24 the multi-threaded default is faster
+    start, _ = ll.training.plan(MLP, DATA, epochs=1, batch_size=N)
+    idx = start(KEY)[1]
+    assert ll.training._native_suits(MLP, idx)  # the full digits batch: 1,437 x 3,700
+    wide = ll.models.mlp([64, 256, 256, 10])
+    idx512 = ll.training.plan(wide, DATA, epochs=1, batch_size=512)[0](KEY)[1]
+    assert not ll.training._native_suits(wide, idx512)  # 512 x 84,480
+    assert ll.training._native_suits(wide, idx512[..., :64]) and not ll.training._native_suits(MLP, idx, 4)
