@@ -144,10 +144,7 @@ class ScheduleTrainer:
         return np.asarray(sched(jnp.asarray(t // self.m if per_epoch else t)), np.float64)
 
     def _go(self, schedule, opt):
-        if isinstance(schedule, schedules.ReduceOnPlateau):
-            args = (schedule, opt, self.reg, self._starts, self.data)
-            return _train(self.model, self.epochs, self.batch_size, *args)
-        # the seeds share the schedule and optimizer: one native training loop steps them all
+        # the seeds share the schedule and optimizer: one training loop steps them all
         _, run_runs = training.plan(
             self.model, self.data, epochs=self.epochs, batch_size=self.batch_size, schedule=schedule,
             reg=self.reg, runs=True,
@@ -173,16 +170,6 @@ def _runs(lr, h) -> Runs:
     loss = f(h.loss)
     max_loss = np.max(np.where(np.isfinite(loss), loss, -np.inf), axis=-1)
     return Runs(lr, f(h.cost), f(h.val_loss), f(h.val_acc), np.asarray(h.diverged_at), max_loss)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _train(model, epochs, batch_size, schedule, opt, reg, starts, data):
-    def one(params, idx, mask):
-        _, run = training.plan(model, data, epochs=epochs, batch_size=batch_size, schedule=schedule, reg=reg)
-        return run(opt, params, idx, mask)
-
-    h = jax.vmap(one)(*starts)
-    return h._replace(params=None, state=None)
 
 
 @functools.cache

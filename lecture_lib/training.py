@@ -221,8 +221,8 @@ def _per_sample_t(loss_name, out_t, y):
 
 
 def _native_value_and_grad(model, loss_name, params, xb, yb, mask_b, reg):
-    """The batch objective J of :func:`_fns` and its gradient, by hand: forward and backward of the MLP with
-    feature-major activations, the first product on the gathered rows ``xb`` (b, d_in)."""
+    """The batch objective J of :func:`_update` and its gradient, by hand: forward and backward of the MLP
+    with feature-major activations, the first product on the gathered rows ``xb`` (b, d_in)."""
     act, d_act = models.ACTIVATIONS[model.activation], _DERIVATIVES[model.activation]
     bar = jax.lax.optimization_barrier
     L, b = len(params), xb.shape[0]
@@ -251,15 +251,10 @@ def _native_value_and_grad(model, loss_name, params, xb, yb, mask_b, reg):
     return loss, grads
 
 
-def _fns(model, x, y, xv, yv, opt, schedule, reg, per_epoch, m, loss_name, native=False):
-    """The update of one batch (a ``scan`` step) and the metrics after an epoch, shared by the loops."""
+def _update(model, x, y, opt, schedule, reg, per_epoch, m, loss_name, native=False):
+    """The update of one batch: a ``scan`` step over ``(j, idx_b, mask_b)``, shared by the loops."""
     per_sample = models.LOSSES[loss_name]
     plateau = isinstance(schedule, schedules.ReduceOnPlateau)
-
-    def metrics(params, x, y):  # loss (no regulariser) and accuracy on a whole split
-        out = model.apply(params, x)
-        acc = models.accuracy(out, y) if loss_name == "cross_entropy" else jnp.float32(jnp.nan)
-        return jnp.mean(per_sample(out, y)), acc
 
     def update(carry, inputs):
         params, state, diverged_at, eta_epoch = carry
@@ -285,14 +280,33 @@ def _fns(model, x, y, xv, yv, opt, schedule, reg, per_epoch, m, loss_name, nativ
         params, state = jax.tree.map(lambda old, new: jnp.where(stop, old, new), (params, state), new)
         return (params, state, diverged_at, eta_epoch), (jnp.where(done, jnp.nan, loss), eta)
 
-    def evaluate(params, over):  # cost, train accuracy, validation accuracy and loss after an epoch
-        train_loss, train_acc = metrics(params, x, y)
-        val_loss, val_acc = metrics(params, xv, yv)
-        cost = train_loss + reg * models.l2(params)
-        cost = jnp.where(over & jnp.isfinite(cost), jnp.nan, cost)  # the run is over
-        return cost, train_acc, val_acc, val_loss
+    return update
 
-    return update, evaluate
+
+def _metrics(model, loss_name, params_b, x, y):
+    """``(loss, accuracy)`` on a whole split of the weights of every epoch, ``params_b`` with a leading epoch
+    axis E: feature-major, one product for all epochs' first layers with the bias and activation fused into
+    it. The loss has no regulariser; the accuracy is nan for regression."""
+    act = models.ACTIVATIONS[model.activation]
+    h = x.T  # (d_in, n)
+    for l, layer in enumerate(params_b):
+        W_t = jax.lax.optimization_barrier(jnp.swapaxes(layer["W"], 1, 2))  # (E, fan_out, fan_in)
+        E, o, i = W_t.shape
+        if l == 0:
+            h = (W_t.reshape(E * o, i) @ h + layer["b"].reshape(-1)[:, None]).reshape(E, o, -1)
+        else:
+            h = W_t @ h + layer["b"][:, :, None]
+        h = act(h) if l < len(params_b) - 1 else h
+    loss = jnp.mean(_per_sample_t(loss_name, h, y)[0], axis=-1)
+    if loss_name != "cross_entropy":
+        return loss, jnp.full(loss.shape, jnp.nan, jnp.float32)
+    return loss, jnp.mean(jnp.argmax(h, axis=-2) == y[None, :], axis=-1)
+
+
+def _cost(loss, reg, params_b, over):
+    """Training loss + lambda R(W) per epoch; nan once the run is over (diverged), as the slides' logs."""
+    cost = loss + reg * jax.vmap(models.l2)(params_b)
+    return jnp.where(over & jnp.isfinite(cost), jnp.nan, cost)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "loss_name", "return_state"))
@@ -301,7 +315,13 @@ def _fit_plateau(
 ):  # fmt: skip
     """Reduce-on-plateau: a scan over epochs, each epoch's validation loss drives the next epoch's rate."""
     m = idx.shape[1]
-    update, evaluate = _fns(model, x, y, xv, yv, opt, schedule, reg, per_epoch, m, loss_name)
+    update = _update(model, x, y, opt, schedule, reg, per_epoch, m, loss_name)
+
+    def evaluate(params, over):  # cost, train accuracy, validation accuracy and loss after an epoch
+        one = jax.tree.map(lambda p: p[None], params)  # this epoch's weights, as an epoch axis of 1
+        train_loss, train_acc = _metrics(model, loss_name, one, x, y)
+        val_loss, val_acc = _metrics(model, loss_name, one, xv, yv)
+        return _cost(train_loss, reg, one, over)[0], train_acc[0], val_acc[0], val_loss[0]
 
     def epoch(carry, inputs):
         params, state, diverged_at, plateau_state = carry
@@ -335,7 +355,7 @@ def _train_impl(
     Unlike ``vmap`` of the single run, the epoch counter stays shared, so the records are written in place
     (a batched index would make them scatters, which XLA:CPU cannot compile into a native loop)."""
     E, m = idx.shape[-3:-1]
-    update, _ = _fns(model, x, y, None, None, opt, schedule, reg, per_epoch, m, loss_name, native)
+    update = _update(model, x, y, opt, schedule, reg, per_epoch, m, loss_name, native)
     if runs:
         update = jax.vmap(
             update, in_axes=((0, 0, 0, None), (None, 0, 0)), out_axes=((0, 0, 0, None), (0, None))
@@ -397,31 +417,13 @@ def _evaluate(model, trained, x, y, xv, yv, opt, schedule, reg, per_epoch, *, lo
     j_last = es * m + m - 1
     eta_last = opt.lr if schedule is None else schedule(jnp.where(per_epoch, j_last // m, j_last))
     lrs = jnp.where(done, etas_b, jnp.broadcast_to(eta_last, (E,)).astype(jnp.float32))
-    act = models.ACTIVATIONS[model.activation]
-
-    def metrics(x, y):  # (E,) loss and accuracy of every epoch's weights on a split
-        h = x.T  # (d_in, n)
-        for l, layer in enumerate(params_b):
-            W_t = jax.lax.optimization_barrier(jnp.swapaxes(layer["W"], 1, 2))  # (E, fan_out, fan_in)
-            if l == 0:  # one product for all epochs; with the bias (and activation) fused into it
-                E_, o, i = W_t.shape
-                h = (W_t.reshape(E_ * o, i) @ h + layer["b"].reshape(-1)[:, None]).reshape(E_, o, -1)
-            else:
-                h = W_t @ h + layer["b"][:, :, None]
-            h = act(h) if l < len(params_b) - 1 else h
-        loss = jnp.mean(_per_sample_t(loss_name, h, y)[0], axis=-1)
-        if loss_name != "cross_entropy":
-            return loss, jnp.full(E, jnp.nan, jnp.float32)
-        return loss, jnp.mean(jnp.argmax(h, axis=-2) == y[None, :], axis=-1)
-
     # the weights of the epochs not run are zeros: their metrics are those of the frozen weights, which the
     # last epoch run ended with (the loop ran at least one); filled in after, so the products read params_b
     # as it is (a select on it first keeps XLA from fusing the bias and activation into the product)
     fill = lambda a: jnp.where(done, a, a[ran - 1])
-    train_loss, train_acc = map(fill, metrics(x, y))
-    val_loss, val_acc = map(fill, metrics(xv, yv))
-    cost = train_loss + reg * jax.vmap(models.l2)(params_b)
-    cost = jnp.where(over & jnp.isfinite(cost), jnp.nan, cost)  # the run is over
+    train_loss, train_acc = map(fill, _metrics(model, loss_name, params_b, x, y))
+    val_loss, val_acc = map(fill, _metrics(model, loss_name, params_b, xv, yv))
+    cost = _cost(train_loss, reg, params_b, over)
     return History(losses.reshape(-1), cost, train_acc, val_acc, val_loss, lrs, diverged_at, params, state)
 
 
@@ -453,7 +455,7 @@ def _native_suits(model, idx, runs=1) -> bool:
 
 
 def _traced(tree) -> bool:
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+    return any(_checks.is_traced(leaf) for leaf in jax.tree.leaves(tree))
 
 
 def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, return_state):
@@ -470,6 +472,13 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
                      m=idx.shape[-2])  # fmt: skip
 
 
+@functools.partial(jax.jit, static_argnames=("model", "loss_name", "return_state"))
+def _fit_vmapped(model, params, idx, mask, *shared, loss_name, return_state):
+    """``vmap`` of :func:`_fit` over stacked ``params, idx, mask``, under one ``jit``."""
+    run = lambda p, i, k: _fit(model, p, i, k, *shared, loss_name=loss_name, return_state=return_state)
+    return jax.vmap(run)(params, idx, mask)
+
+
 def _fit_runs(
     model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, return_state
 ):
@@ -482,7 +491,7 @@ def _fit_runs(
         isinstance(schedule, schedules.ReduceOnPlateau) or opt.needs_objective
         or not _native_suits(model, idx, idx.shape[0]) or _traced((params, idx, mask, *shared))
     ):  # fmt: skip
-        return jax.vmap(lambda p, i, k: _fit(model, p, i, k, *shared, **kw))(params, idx, mask)
+        return _fit_vmapped(model, params, idx, mask, *shared, **kw)
     args = (model, params, idx, mask, x, y, opt, schedule, reg, per_epoch)
     trained = _native_or_default(_train_native_runs, _train_runs, *args, **kw)
     axes = (None, 0, 0 if return_state else None, 0, 0, None, 0, 0)  # ran and the rates are shared
