@@ -1,0 +1,59 @@
+"""The process-wide XLA settings ``lecture_lib`` makes at import (``lecture_lib/_xla.py``), each in a fresh
+interpreter: they only act if they come before JAX starts its backend."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _python(script: str, **env) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | env
+    return subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environ,
+    )
+
+
+def test_importing_the_library_sets_the_native_loop_options_and_inline_execution():
+    out = _python(
+        "import os, jax, lecture_lib\n"
+        "from lecture_lib import _xla\n"
+        "assert _xla.OPTION in os.environ['XLA_FLAGS'], os.environ['XLA_FLAGS']\n"
+        "assert jax.config.values['jax_cpu_enable_async_dispatch'] is False\n"
+        "import jax.numpy as jnp\n"
+        "assert float(jnp.ones(3).sum()) == 3.0\n"
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_a_users_own_backend_options_are_kept():
+    mine = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=4096"
+    out = _python(
+        f"import os, lecture_lib\nassert os.environ['XLA_FLAGS'] == {mine!r}, os.environ['XLA_FLAGS']\n",
+        XLA_FLAGS=mine,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_importing_the_library_after_jax_has_computed_warns_that_its_settings_cannot_apply():
+    out = _python("import jax.numpy as jnp\njnp.zeros(1).block_until_ready()\nimport lecture_lib\n")
+    assert out.returncode != 0
+    assert "RuntimeWarning" in out.stderr
+    assert "import lecture_lib before running any JAX code" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["import jax", "import jax, optax, numpy", "import jax; jax.config.update('jax_enable_x64', False)"],
+)
+def test_importing_jax_or_configuring_it_first_does_not_warn(first):
+    # importing (and configuring) JAX starts no backend: only a computation does
+    out = _python(f"{first}\nimport lecture_lib\n")
+    assert out.returncode == 0, out.stderr[-2000:]
