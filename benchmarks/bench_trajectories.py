@@ -4,10 +4,15 @@ Workloads are the six first-order optimizers (GD, momentum, Nesterov, AdaGrad, R
 Rosenbrock), each from the surface's ``start``. Every implementation does the same updates (PyTorch's
 formulas, float32) and its final point is checked against ``ll.run``'s, so the table compares the same work:
 
-- ``ll.run``: one jitted ``lax.scan`` (it also records the whole path, the losses and divergence);
-- optax in ``lax.scan``: the same optax transformation stepped by one jitted ``lax.scan`` that records the
-  path and the losses as ``ll.run`` does (the same compiled work, without ``ll.run``'s divergence handling
-  and argument checks): the reference for what a scan costs;
+- ``ll.run``: one jitted ``lax.scan`` returning the record of the contract: the path, the losses, the rate
+  of every step and the step of divergence (four arrays); the learning rate and the surface are data, so no
+  slider move compiles;
+- optax in ``lax.scan``: the same optax transformation stepped by one jitted ``lax.scan`` that returns the
+  same four arrays, with the learning rate as data (the surface is compiled in): the same compiled work, the
+  reference of the ≤ 1.5x target;
+- optax in ``lax.scan``, path and losses only: the lightest scan a user might write (two arrays, the learning
+  rate compiled in), shown for reference: each array a jitted call returns costs JAX ~2 µs to create and
+  ~1-2 µs to wait for (``jax.block_until_ready``) on this machine;
 - optax, Python loop: ``optax.sgd`` / ``sgd(momentum=0.9)`` / ``sgd(momentum=0.9, nesterov=True)`` /
   ``adagrad`` / ``rmsprop`` / ``adam`` with a jitted step (``jax.grad`` of the same surface inside it) called
   from a Python loop;
@@ -98,7 +103,8 @@ class Row:
     run_us: float
     first_call_ms: float
     final_loss: float
-    scan_us: float | None = None  # optax in lax.scan
+    scan_us: float | None = None  # optax in lax.scan, the same record (path, losses, rates, divergence)
+    light_us: float | None = None  # optax in lax.scan, path and losses only, constants compiled in
     optax_us: float | None = None
     torch_us: float | None = None
     numpy_us: float | None = None
@@ -118,6 +124,10 @@ class Row:
     @property
     def vs_scan(self) -> float | None:  # ll.run time ÷ optax-in-scan time: ≤ 1.5 is the target
         return None if self.scan_us is None else self.run_us / self.scan_us
+
+    @property
+    def vs_light(self) -> float | None:  # ll.run time ÷ the lightest scan's (shown, no target)
+        return None if self.light_us is None else self.run_us / self.light_us
 
     @property
     def loops_met(self) -> bool | None:
@@ -233,7 +243,32 @@ def _ll_thunk(opt_name, surface, x0, lr, steps):
 
 
 def _optax_scan_thunk(opt_name, surface, x0, lr, steps):
-    """optax stepped by one jitted lax.scan recording the path and the losses, like ll.run."""
+    """optax stepped by one jitted lax.scan returning ll.run's record: the path, the losses, the rates and
+    the first step with a non-finite loss (-1 if none); the learning rate is an argument (data)."""
+    value_and_grad = jax.value_and_grad(lambda w: surface(w))
+
+    @jax.jit
+    def scan_run(w0, lr):
+        tx = optax_transform(opt_name, lr)
+
+        def step(carry, t):
+            w, state, diverged_at = carry
+            loss, g = value_and_grad(w)
+            diverged_at = jnp.where((diverged_at < 0) & ~jnp.isfinite(loss), t, diverged_at)
+            updates, state = tx.update(g, state, w)
+            return (optax.apply_updates(w, updates), state, diverged_at), (w, loss)
+
+        carry0 = (w0, tx.init(w0), jnp.int32(-1))
+        (_, _, diverged_at), (path, losses) = jax.lax.scan(step, carry0, jnp.arange(steps + 1))
+        return path, losses, jnp.full(steps, lr, jnp.float32), diverged_at
+
+    w0, lr = jnp.asarray(x0, jnp.float32), jnp.float32(lr)
+    return lambda: jax.block_until_ready(scan_run(w0, lr))  # the final point is read outside the timed call
+
+
+def _optax_scan_light_thunk(opt_name, surface, x0, lr, steps):
+    """optax stepped by one jitted lax.scan recording only the path and the losses, the learning rate
+    compiled in: the lightest scan."""
     tx = optax_transform(opt_name, lr)
     value_and_grad = jax.value_and_grad(lambda w: surface(w))
 
@@ -252,7 +287,7 @@ def _optax_scan_thunk(opt_name, surface, x0, lr, steps):
         return jnp.concatenate([w0[None], ws]), jnp.concatenate([loss0[None], losses])
 
     w0 = jnp.asarray(x0, jnp.float32)
-    return lambda: jax.block_until_ready(scan_run(w0))[0][-1]
+    return lambda: jax.block_until_ready(scan_run(w0))
 
 
 def _optax_thunk(opt_name, surface, x0, lr, steps):
@@ -394,34 +429,41 @@ def _measure(opt_name, surface_name, steps, run_repeats, loop_repeats) -> Row:
     loops = {"numpy": _numpy_thunk(opt_name, surface_name, theta, x0, lr, steps)}
     if optax is not None:
         loops["scan"] = _optax_scan_thunk(opt_name, surface, x0, lr, steps)
+        loops["light"] = _optax_scan_light_thunk(opt_name, surface, x0, lr, steps)
         loops["optax"] = _optax_thunk(opt_name, surface, x0, lr, steps)
     if torch is not None:
         loops["torch"] = _torch_thunk(opt_name, surface_name, theta, x0, lr, steps)
     for impl, thunk in loops.items():
         final = thunk()  # warm-up (compiles optax's step) and the correctness check
+        if impl in ("scan", "light"):
+            final = final[0][-1]  # (path, losses, ...): its last point
         row.deviations[impl] = _deviation(final, reference)
-        if impl == "scan":  # a jitted scan like ll.run: as many repeats, interleaved with ll.run's
+        if impl in ("scan", "light"):
             for _ in range(3):
                 thunk()
-            row.run_us, row.scan_us = _interleaved_us(run, thunk, run_repeats)
         else:
             setattr(row, f"{impl}_us", _median_us(thunk, loop_repeats))
+    if optax is not None:  # the jitted scans: as many repeats as ll.run, interleaved with its calls
+        row.run_us, row.scan_us, row.light_us = _interleaved_us(
+            (run, loops["scan"], loops["light"]), run_repeats
+        )
     return row
 
 
-def _interleaved_us(a: Callable, b: Callable, repeats: int) -> tuple[float, float]:
-    """Medians (µs) of two thunks timed in alternating rounds of 10 calls: both see the same load.
+def _interleaved_us(thunks, repeats: int) -> tuple[float, ...]:
+    """Medians (µs) of thunks timed in turn, in rounds of 10 calls each: all see the same load.
 
     One garbage collection before all the rounds, none between them: a full collection evicts the caches,
     and the first ~5 calls after it ran 1.5-9x slower (ll.run: ~300, 54, 43, 39 µs, then 35), so a
     collection before every round of 10 lifted the median by ~2-4 µs, measuring the collection's aftermath
-    rather than the call."""
-    ta, tb = [], []
+    rather than the call. The first call of a round follows another program's calls and is slower (~1.5x
+    for ll.run): each round's median counts it like the other nine."""
+    times = [[] for _ in thunks]
     gc.collect()
     for _ in range(max(1, -(-repeats // 10))):
-        ta.append(common.median(common.times_ms(a, min(10, repeats), collect=False)) * 1e3)
-        tb.append(common.median(common.times_ms(b, min(10, repeats), collect=False)) * 1e3)
-    return statistics.median(ta), statistics.median(tb)
+        for thunk, out in zip(thunks, times, strict=True):
+            out.append(common.median(common.times_ms(thunk, min(10, repeats), collect=False)) * 1e3)
+    return tuple(statistics.median(t) for t in times)
 
 
 # ---- report -----------------------------------------------------------------------------------------------
@@ -438,8 +480,8 @@ def _header(args, torch_threads, load_before) -> list[str]:
         f"# ll.run against optax and Python-loop optimizers: {args.steps}-step 2-D trajectories",
         "",
         *common.header_lines(load_before),
-        f"- medians of {args.run_repeats} calls (ll.run and optax in lax.scan, interleaved in rounds of 10, "
-        "one garbage collection before all rounds) and "
+        f"- medians of {args.run_repeats} calls (ll.run and the two optax scans, interleaved in rounds of "
+        "10, one garbage collection before all rounds) and "
         f"{args.loop_repeats} runs (loops) after warm-up, time.perf_counter, GC paused while timing; "
         f"torch threads: {torch_threads}; JAX persistent compilation cache: {cache or 'off'}; "
         f"XLA_FLAGS: {xla_flags}",
@@ -448,10 +490,10 @@ def _header(args, torch_threads, load_before) -> list[str]:
 
 def _table(rows: list[Row], ok: bool, max_dev: float, tol: float) -> list[str]:
     lines = [
-        "| workload | lr | ll.run µs | first call ms | optax in scan µs | optax loop µs | torch loop µs "
-        "| numpy µs | vs optax loop | vs torch | vs numpy | ll ÷ optax scan | target ≥100× loops "
-        "| target ≤1.5× scan | final loss | max rel. dev. |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+        "| workload | lr | ll.run µs | first call ms | optax in scan µs | light scan µs | optax loop µs "
+        "| torch loop µs | numpy µs | vs optax loop | vs torch | vs numpy | ll ÷ optax scan "
+        "| ll ÷ light scan | target ≥100× loops | target ≤1.5× scan | final loss | max rel. dev. |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     for r in rows:
         cells = [
@@ -460,6 +502,7 @@ def _table(rows: list[Row], ok: bool, max_dev: float, tol: float) -> list[str]:
             _fmt(r.run_us, 1),
             _fmt(r.first_call_ms, 0),
             _fmt(r.scan_us, 1),
+            _fmt(r.light_us, 1),
             _fmt(r.optax_us),
             _fmt(r.torch_us),
             _fmt(r.numpy_us),
@@ -467,6 +510,7 @@ def _table(rows: list[Row], ok: bool, max_dev: float, tol: float) -> list[str]:
             _fmt(r.speedup(r.torch_us), 0, "×"),
             _fmt(r.speedup(r.numpy_us), 0, "×"),
             _fmt(r.vs_scan, 2, "×"),
+            _fmt(r.vs_light, 2, "×"),
             common.met(r.loops_met),
             common.met(r.scan_met),
             f"{r.final_loss:.2e}",
@@ -475,12 +519,16 @@ def _table(rows: list[Row], ok: bool, max_dev: float, tol: float) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "ll.run µs: one call including `block_until_ready` (it also returns the whole path and the losses). "
-        "First call: the very first call after `jax.clear_caches()`, i.e. tracing + XLA compilation + run "
-        "(in a session, a second surface with the same optimizer reuses the compiled run). optax in scan: "
-        "the same optax update stepped by one jitted `lax.scan` that records the path and the losses. Loops "
-        "include creating the optimizer state. Speed-ups are loop time / ll.run time from this run; the "
-        "≥100× target is against the optax and torch Python loops (NumPy is shown for reference).",
+        "ll.run µs: one call including `jax.block_until_ready` of its four arrays (path, losses, rates, "
+        "step of divergence), from the surface's NumPy start, as a slider does. First call: the very first "
+        "call after `jax.clear_caches()`, i.e. tracing + XLA compilation + run (in a session, a second "
+        "surface with the same optimizer reuses the compiled run). optax in scan: the same optax update "
+        "stepped by one jitted `lax.scan` returning the same four arrays, the learning rate as an argument "
+        "(the ≤1.5× target); light scan: path and losses only, the learning rate compiled in (no target: "
+        "each further array costs ~3-4 µs of JAX's dispatch and blocking here). The three are timed in "
+        "turn, in rounds of 10 calls. Loops include creating the optimizer state. Speed-ups are loop time / "
+        "ll.run time from this run; the ≥100× target is against the optax and torch Python loops (NumPy is "
+        "shown for reference).",
         "",
         f"correctness: final points of optax (scan and loop), torch and numpy agree with ll.run's within "
         f"{tol:g} (relative to max(1, |w|)): {'yes' if ok else 'NO'}, max deviation {max_dev:.1e}",

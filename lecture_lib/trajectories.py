@@ -214,16 +214,16 @@ _start_cache: list = [None, None]  # [(shape, bytes) of the last NumPy start, it
 
 
 def _device_start(x0: np.ndarray):
-    """A device copy of a small NumPy start seen twice in a row (e.g. ``surface.start`` on every slider
-    move), compared by value: a jitted call with a NumPy argument costs ~4 us more than with a device array.
-    A start seen once is passed as it is (making the copy costs ~20 us)."""
+    """A device copy of a small float32 NumPy start seen twice in a row (e.g. ``surface.start`` on every
+    slider move), compared by value: a jitted call with a NumPy argument costs ~4 us more than with a device
+    array. A start seen once is passed as it is (making the copy costs ~20 us)."""
     if x0.size > 64:
         return x0
     key = (x0.shape, x0.tobytes())
-    last, copy = _start_cache
-    if key != last:
-        _start_cache[:] = [key, None]
+    if key != _start_cache[0]:
+        _start_cache[0], _start_cache[1] = key, None
         return x0
+    copy = _start_cache[1]
     if copy is None:
         copy = jnp.asarray(x0)
         if type(copy) is not _ARRAY:  # inside a jit or vmap trace: a tracer, not to be kept
@@ -303,8 +303,8 @@ def run(
         and type(noise) in (float, int) and noise == 0 and type(steps) is int and steps > 0
         and isinstance(opt, Optimizer)
     ):  # fmt: skip
-        if type(x0) is np.ndarray and x0.shape == (2,):
-            x0 = _device_start(x0.astype(np.float32, copy=False))
+        if type(x0) is np.ndarray:
+            x0 = _device_start(x0 if x0.dtype is _F32 else x0.astype(np.float32))
         if type(x0) is _ARRAY:
             aval = x0.aval  # a slot, where x0.shape and x0.dtype are properties (~0.1 µs each)
             if aval.shape == (2,) and aval.dtype == _F32:

@@ -47,8 +47,16 @@ def test_trajectory_benchmark_runs_and_every_implementation_agrees(bench, tmp_pa
     workloads = [f"{o} / quadratic" for o in optimizers]
     assert [r.workload for r in result.rows] == workloads
     for row in result.rows:
-        assert set(row.deviations) == {"scan", "optax", "torch", "numpy"}
-        times = (row.run_us, row.first_call_ms, row.scan_us, row.optax_us, row.torch_us, row.numpy_us)
+        assert set(row.deviations) == {"scan", "light", "optax", "torch", "numpy"}
+        times = (
+            row.run_us,
+            row.first_call_ms,
+            row.scan_us,
+            row.light_us,
+            row.optax_us,
+            row.torch_us,
+            row.numpy_us,
+        )
         assert all(t is not None and t > 0 for t in times), row
         assert row.loops_met in (True, False) and row.scan_met in (True, False)
     assert set(result.targets()) == {"loops", "scan"}  # speed is reported, not asserted
@@ -64,6 +72,8 @@ def test_trajectory_benchmark_runs_and_every_implementation_agrees(bench, tmp_pa
         "ll.run µs",
         "first call ms",
         "optax in scan µs",
+        "light scan µs",
+        "ll ÷ light scan",
         "optax loop µs",
         "torch loop µs",
         "numpy µs",
@@ -103,7 +113,7 @@ def test_run_py_writes_the_summary_with_targets_for_every_benchmark_it_ran(runne
         assert sum(line.startswith(prefix) for line in lines) == 1, prefix  # sections drop theirs
     summary = [line for line in lines if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
     numbers = [line.split("|")[1].strip() for line in summary]
-    assert numbers == ["1"] * 4 + ["2"] * 2 + ["6"] * 2 + ["7"] * 2
+    assert numbers == ["1"] * 5 + ["2"] * 2 + ["6"] * 2 + ["7"] * 2
     for line in summary:
         assert line.rstrip(" |").rsplit("|", 1)[1].strip() in {"met", "NOT met", "n/a", "—"}, line
     assert "≥ 100×" in report and "≤ 1.5×" in report and "≤ 30 s" in report and "Targets not met: " in report
