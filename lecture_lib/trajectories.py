@@ -131,25 +131,22 @@ def gaussian_noise(key, steps: int, size: int):
 def _scan(opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad=None, return_state=False):
     """The whole run; ``w0`` is a flat float32 vector.
 
-    Iteration t reads w_t from the path buffer, evaluates it, records its loss, steps and writes w_{t+1} into
-    row t+1; iteration ``steps`` only records (its update lands in a spare last row, dropped). Writing the
-    new point, where a scan output would record the old one, spares XLA a copy of w every step (it copied
-    the old point because it was read after the new one was written: ~5 ns of ~20 a step). The rates are
-    computed before the loop, all at once (schedules are vectorised over t): the loop reads its rate and the
-    record needs no slice; a schedule inside the loop also cost Adam+cosine ~20 µs of ~80. The optimizer
-    is not held after a non-finite loss (holding its state cost ~60% of a vmapped run), nor is the path
-    inside the loop: rows from ``diverged_at`` on are replaced by the last finite point after it, in one
-    pass. With ``return_state`` the state that goes with that point is kept in the loop (static: no cost
-    otherwise). For GD on a surface the program around the loop is then 8 operations, few enough for
-    XLA:CPU to run them in order without its dependency scheduler (~1 µs).
+    Iteration t evaluates w_t, records its loss, steps and writes w_{t+1} into row t+1 of the path;
+    iteration ``steps`` only records (its update lands in a spare last row, dropped). w is carried on its
+    own and only written to the path: read back from it, under ``vmap`` XLA copied the whole
+    (runs, steps + 2, n) path every step (1,024 noisy runs: 135 ms instead of 9). The rates are computed
+    before the loop, all at once (schedules are vectorised over t): the loop reads its rate and the record
+    needs no slice; a schedule evaluated inside the loop cost Adam+cosine ~40 µs of ~130. The optimizer is
+    not held after a non-finite loss (holding its state cost ~60% of a vmapped run), nor is the path inside
+    the loop: rows from ``diverged_at`` on are replaced by the last finite point after it, in one pass. With
+    ``return_state`` the state that goes with that point is kept in the loop (static: no cost otherwise).
     """
     value_and_grad = value_and_grad or jax.value_and_grad(loss_fn)
     seed = None if key is None else _noise_seed(key)
     last = steps - 1
 
     def step(carry, _):
-        t, path, losses, state, state_last, diverged_at = carry
-        w = jax.lax.dynamic_index_in_dim(path, t, 0, False)
+        t, w, path, losses, state, state_last, diverged_at = carry
         loss, g = value_and_grad(w)
         fine = diverged_at < 0
         diverged_at = jnp.where(fine & ~jnp.isfinite(loss), t, diverged_at)
@@ -165,16 +162,16 @@ def _scan(opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad=None, re
             g = g + noise * _noise_at(seed, t, w0.size)
         w_new, state = opt.with_lr(eta).update(g, state, w, objective=loss_fn)
         path = jax.lax.dynamic_update_index_in_dim(path, w_new, t + 1, 0)
-        return (t + 1, path, losses, state, state_last, diverged_at), None
+        return (t + 1, w_new, path, losses, state, state_last, diverged_at), None
 
     ts = jnp.arange(steps, dtype=jnp.int32)
     lrs = jnp.asarray(jnp.broadcast_to(opt.lr, (steps,)) if schedule is None else schedule(ts), jnp.float32)
     state0 = opt.init(w0)
     path0 = jnp.zeros((steps + 2, w0.size), jnp.float32).at[0].set(w0)
     losses0 = jnp.zeros(steps + 1, jnp.float32)
-    carry0 = (jnp.int32(0), path0, losses0, state0, state0 if return_state else None, jnp.int32(-1))
+    carry0 = (jnp.int32(0), w0, path0, losses0, state0, state0 if return_state else None, jnp.int32(-1))
     carry, _ = jax.lax.scan(step, carry0, None, length=steps + 1)
-    _, path, losses, _, state_last, diverged_at = carry
+    _, _, path, losses, _, state_last, diverged_at = carry
     # from diverged_at on, the last finite point: w_{diverged_at - 1}, or w_0 if w_0 itself is not finite
     held = jax.lax.dynamic_index_in_dim(path, jnp.maximum(diverged_at - 1, 0), keepdims=False)
     rows = jnp.arange(steps + 1)[:, None]
