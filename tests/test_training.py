@@ -241,6 +241,21 @@ def test_the_epochs_after_divergence_are_recorded_as_if_they_had_run():
     np.testing.assert_array_equal(gone.val_acc[e:], np.full(5 - e, gone.val_acc[e]))
 
 
+def test_a_run_stopped_by_divergence_is_evaluated_at_the_epochs_it_ran_as_a_full_run_is():
+    # fit evaluates a run that stopped early one epoch at a time, only the epochs it ran (a lax.cond on
+    # ran == epochs); its first epochs must equal those of the same run cut before the divergence, which
+    # takes the single pass over every epoch
+    m = 23
+    sched = ll.schedules.multistep(0.05, [2 * m], gamma=1e7)  # 0.05 for two epochs, then 5e5
+    cut = fit(TINY, DATA, O.sgd(1.0), epochs=2, batch_size=64, key=KEY, schedule=sched)
+    stopped = fit(TINY, DATA, O.sgd(1.0), epochs=6, batch_size=64, key=KEY, schedule=sched)
+    assert int(cut.diverged_at) == -1 and 2 * m <= int(stopped.diverged_at) < 3 * m
+    for name in ("cost", "train_acc", "val_acc", "val_loss", "lr"):
+        a, b = np.asarray(getattr(stopped, name))[:2], np.asarray(getattr(cut, name))
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7, err_msg=name)
+    np.testing.assert_array_equal(np.asarray(stopped.loss)[: 2 * m], np.asarray(cut.loss))
+
+
 # ---- the log and the running estimate -------------------------------------------------------------------
 
 SLIDE = """\
