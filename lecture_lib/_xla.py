@@ -11,19 +11,10 @@ a compilation also asks for single-threaded Eigen and no YNNPACK (``training._NA
 limit also lets other loops without library calls run natively (the vmapped trajectories, the variance
 experiment): ``make bench`` measures them.
 
-Computations run on the calling thread (``jax_cpu_enable_async_dispatch`` off). By default the CPU client
-runs a computation inline only when XLA's cost model puts it under 1,000 flops, and hands anything larger to
-a worker thread while Python waits for the result; every call of this library waits for its result at
-once, so the hand-off buys nothing and costs ~10-15 µs on this 2-core machine: a 500-step Adam trajectory
-took 71 µs instead of 57, and a trajectory whose program crossed the line by an elementwise pass over its
-path 72 µs instead of 38 (``bench_trajectories.py``). Computations are as fast or faster inline at every
-size we measured (``make bench``).
-
 The options are read once, when the CPU backend starts, so they are set here, before anything creates a
 JAX array; if JAX computed something before ``lecture_lib`` was imported, they cannot apply and a
-``RuntimeWarning`` says so. A user who sets ``xla_backend_extra_options`` in ``XLA_FLAGS`` keeps theirs; one
-who wants JAX's asynchronous dispatch back calls ``jax.config.update("jax_cpu_enable_async_dispatch", True)``
-after importing ``lecture_lib`` and before the first computation. Other backends ignore both.
+``RuntimeWarning`` says so. A user who sets ``xla_backend_extra_options`` in ``XLA_FLAGS`` keeps theirs. Other
+backends ignore them.
 """
 
 from __future__ import annotations
@@ -38,15 +29,13 @@ def configure() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_backend_extra_options" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_extra_options={OPTION}".strip()
-    import jax
     from jax._src import xla_bridge
 
-    if getattr(xla_bridge, "_backends", None):  # a backend already started: too late for both settings
+    if getattr(xla_bridge, "_backends", None):  # a backend already started: too late for the options
         warnings.warn(
-            "JAX started its backend before lecture_lib was imported, so lecture_lib's XLA settings (native "
-            "loops, computations on the calling thread) do not apply and its loops run several times slower: "
-            "import lecture_lib before running any JAX code (in a notebook: restart the kernel)",
+            "JAX started its backend before lecture_lib was imported, so lecture_lib's XLA options (loops "
+            "compiled as one native function) do not apply and its loops run several times slower: import "
+            "lecture_lib before running any JAX code (in a notebook: restart the kernel)",
             RuntimeWarning,
             stacklevel=3,
         )
-    jax.config.update("jax_cpu_enable_async_dispatch", False)
