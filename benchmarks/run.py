@@ -126,32 +126,14 @@ def summarize_trajectories(r) -> list[Line]:
             None if None in scan else max(scan) <= 1.5,
         )
     )
-    light = [x.vs_light for x in rows]
-    lines.append(
-        Line(
-            "1",
-            "… ll.run ÷ the lightest optax scan (path and losses only, lr compiled in)",
-            ours,
-            first,
-            _span([x.light_us for x in rows], _us),
-            f"{_x(min(light), 2)} – {_x(max(light), 2)}" if None not in light else "n/a",
-            "— (reference)",
-            "—",
-        )
-    )
-    ups = [x.speedup(x.numpy_us) for x in rows]
-    lines.append(
-        Line(
-            "1",
-            "… ll.run vs NumPy Python loop",
-            ours,
-            first,
-            _span([x.numpy_us for x in rows], _us),
-            f"{_x(min(ups), 0)} – {_x(max(ups), 0)}",
-            "— (reference)",
-            "—",
-        )
-    )
+    for label, peers, ratios, digits in (  # shown for reference, no target
+        ("… ll.run ÷ the lightest optax scan (path and losses only, lr compiled in)",
+         [x.light_us for x in rows], [x.vs_light for x in rows], 2),
+        ("… ll.run vs NumPy Python loop",
+         [x.numpy_us for x in rows], [x.speedup(x.numpy_us) for x in rows], 0),
+    ):  # fmt: skip
+        spread = f"{_x(min(ratios), digits)} – {_x(max(ratios), digits)}" if None not in ratios else "n/a"
+        lines.append(Line("1", label, ours, first, _span(peers, _us), spread, "— (reference)", "—"))
     return lines
 
 

@@ -1,6 +1,6 @@
 r"""Minibatch training: one compiled loop over the epochs and the updates of each, then one batched evaluation
 of every epoch's weights. A single run called directly compiles its loop into one native function (see "the
-native loop" below): 10 epochs of the 64-50-10 net on digits take 6-7.5 ms on a 2-core AMD EPYC.
+native loop" below): 10 epochs of the 64-50-10 net on digits take 6-10 ms on a 2-core AMD EPYC.
 
 >>> import jax, lecture_lib as ll
 >>> data = ll.data.digits(seed=0)
@@ -483,10 +483,11 @@ def _fit(model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, 
     # layers or large batches (_NATIVE_MAX_WORK) and for optimizers that evaluate the objective, the default
     # compilation: its multi-threaded products pay there.
     args = (model, params, idx, mask, x, y, opt, schedule, reg, per_epoch)
-    native = not opt.needs_objective and _native_suits(model, idx) and not _traced(args[1:])
+    traced = _traced(args[1:])  # under vmap, ran may be batched: then every epoch is evaluated at once
+    native = not opt.needs_objective and _native_suits(model, idx) and not traced
     trained = _native_or_default(_train_native, _train, *args, **kw) if native else _train(*args, **kw)
     return _evaluate(model, trained, x, y, xv, yv, opt, schedule, reg, per_epoch, loss_name=loss_name,
-                     m=idx.shape[-2], skip=native)  # fmt: skip
+                     m=idx.shape[-2], skip=not traced)  # fmt: skip
 
 
 @functools.partial(jax.jit, static_argnames=("model", "loss_name", "return_state"))
