@@ -131,52 +131,66 @@ def gaussian_noise(key, steps: int, size: int):
 def _scan(opt, loss_fn, w0, steps, schedule, noise, key, value_and_grad=None, return_state=False):
     """The whole run; ``w0`` is a flat float32 vector.
 
-    Iteration t evaluates w_t, records its loss, steps and writes w_{t+1} into row t+1 of the path;
-    iteration ``steps`` only records (its update lands in a spare last row, dropped). w is carried on its
-    own and only written to the path: read back from it, under ``vmap`` XLA copied the whole
-    (runs, steps + 2, n) path every step (1,024 noisy runs: 135 ms instead of 9). The rates are computed
-    before the loop, all at once (schedules are vectorised over t): the loop reads its rate and the record
-    needs no slice; a schedule evaluated inside the loop cost Adam+cosine ~40 µs of ~130. The optimizer is
-    not held after a non-finite loss (holding its state cost ~60% of a vmapped run), nor is the path inside
-    the loop: rows from ``diverged_at`` on are replaced by the last finite point after it, in one pass. With
-    ``return_state`` the state that goes with that point is kept in the loop (static: no cost otherwise).
+    Iteration t evaluates w_t, records its loss and the point row t of the path shows, then steps; the
+    update of iteration ``steps`` is dropped. The path row is ``keep``, the last point whose loss was
+    finite (w_t itself until the run diverges), so the divergence hold is one select of n numbers a step
+    and nothing runs over the path after the loop.
+
+    The layout serves XLA:CPU's two thread hand-offs, each ~10-30 µs on a 2-core machine against a
+    ~35 µs slider call (counted as context switches in tests/test_trajectories.py):
+
+    - a program whose cost analysis counts under 1,000 flops runs inline on the calling thread, others on
+      a worker thread the caller waits for. The analysis counts a loop body once, so the program is cheap
+      as long as no pass over the whole (steps + 1, n) path follows the loop (one did: ~2,000 flops at 500
+      steps);
+    - the operations before the loop (each a separate kernel: the initial carry, and whatever XLA hoists
+      out of the loop) run in turn on the calling thread only while at most ~9 are ready at once; beyond
+      that XLA hands half of them to its thread pool. Adam's 1 - b1, 1 - b2 and 1 - lr * weight_decay
+      took it to 13, so the optimizer goes through an ``optimization_barrier`` with the step counter: its
+      arithmetic stays in the loop (3 flops a step).
+
+    w is carried on its own and only written to the path: read back from it, under ``vmap`` XLA copied the
+    whole (runs, steps + 1, n) path every step (1,024 noisy runs: 135 ms instead of 9). The rates are
+    computed before the loop, all at once (schedules are vectorised over t): the loop reads its rate and the
+    record needs no slice. The optimizer is not held after a non-finite loss (holding its state cost ~60% of
+    a vmapped run). With ``return_state`` the state that goes with the held point is kept in the loop
+    (static: no cost otherwise).
     """
     value_and_grad = value_and_grad or jax.value_and_grad(loss_fn)
     seed = None if key is None else _noise_seed(key)
     last = steps - 1
 
     def step(carry, _):
-        t, w, path, losses, state, state_last, diverged_at = carry
+        t, w, keep, path, losses, state, state_last, diverged_at = carry
+        # hyperparameter arithmetic (Adam's 1 - b1, 1 - b2, 1 - lr * weight_decay) stays in the loop: XLA
+        # would hoist each into its own operation before it (see above)
+        t, o = jax.lax.optimization_barrier((t, opt))
         loss, g = value_and_grad(w)
         fine = diverged_at < 0
         diverged_at = jnp.where(fine & ~jnp.isfinite(loss), t, diverged_at)
+        finite = diverged_at < 0
+        keep = jnp.where(finite, w, keep)  # from diverged_at on: w_{diverged_at - 1} (w_0 if it is w_0)
         if return_state:  # the optimizer state the last finite point was reached with
-            state_last = jax.tree.map(lambda a, b: jnp.where(diverged_at < 0, a, b), state, state_last)
+            state_last = jax.tree.map(lambda a, b: jnp.where(finite, a, b), state, state_last)
+        path = jax.lax.dynamic_update_index_in_dim(path, keep, t, 0)
         # the first non-finite loss is kept, later ones are nan
         losses = jax.lax.dynamic_update_index_in_dim(losses, jnp.where(fine, loss, jnp.nan), t, 0)
         # the last iteration's update is dropped (it steps with the last rate)
-        eta = (
-            opt.lr if schedule is None else jax.lax.dynamic_index_in_dim(lrs, jnp.minimum(t, last), 0, False)
-        )
+        eta = o.lr if schedule is None else jax.lax.dynamic_index_in_dim(lrs, jnp.minimum(t, last), 0, False)
         if seed is not None:
             g = g + noise * _noise_at(seed, t, w0.size)
-        w_new, state = opt.with_lr(eta).update(g, state, w, objective=loss_fn)
-        path = jax.lax.dynamic_update_index_in_dim(path, w_new, t + 1, 0)
-        return (t + 1, w_new, path, losses, state, state_last, diverged_at), None
+        w, state = o.with_lr(eta).update(g, state, w, objective=loss_fn)
+        return (t + 1, w, keep, path, losses, state, state_last, diverged_at), None
 
     ts = jnp.arange(steps, dtype=jnp.int32)
     lrs = jnp.asarray(jnp.broadcast_to(opt.lr, (steps,)) if schedule is None else schedule(ts), jnp.float32)
     state0 = opt.init(w0)
-    path0 = jnp.zeros((steps + 2, w0.size), jnp.float32).at[0].set(w0)
+    path0 = jnp.zeros((steps + 1, w0.size), jnp.float32)
     losses0 = jnp.zeros(steps + 1, jnp.float32)
-    carry0 = (jnp.int32(0), w0, path0, losses0, state0, state0 if return_state else None, jnp.int32(-1))
+    carry0 = (jnp.int32(0), w0, w0, path0, losses0, state0, state0 if return_state else None, jnp.int32(-1))
     carry, _ = jax.lax.scan(step, carry0, None, length=steps + 1)
-    _, _, path, losses, _, state_last, diverged_at = carry
-    # from diverged_at on, the last finite point: w_{diverged_at - 1}, or w_0 if w_0 itself is not finite
-    held = jax.lax.dynamic_index_in_dim(path, jnp.maximum(diverged_at - 1, 0), keepdims=False)
-    rows = jnp.arange(steps + 1)[:, None]
-    params = jnp.where((diverged_at >= 0) & (rows >= diverged_at), held, path[: steps + 1])
-    return params, losses, lrs, diverged_at, state_last
+    _, _, _, path, losses, _, state_last, diverged_at = carry
+    return path, losses, lrs, diverged_at, state_last
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "steps", "return_state"))
