@@ -383,7 +383,26 @@ export default () => {
       plotly.catch((error) => console.error("[lecture_lib] plotly's widget code failed to load", error));
     },
     async render({ model, el, experimental }) {
-      return (await plotly).render({ model, el, experimental });
+      const cleanup = await (await plotly).render({ model, el, experimental });
+      // plotly 7's view sizes a figure once, when it draws it, and never again (its resize handling
+      // waits for JupyterLab's layout messages, which anywidget does not pass on): a figure drawn before
+      // the page laid it out kept plotly's default 700 px width in a 1,400 px page. Follow the element's
+      // width instead (a figure without a fixed layout width; the figure's config has responsive: true).
+      const fit = () => {
+        const layout = el._fullLayout;
+        if (el._responsiveChartHandler && layout && layout.autosize !== false && el.clientWidth > 0
+            && Math.abs(layout.width - el.clientWidth) > 1) el._responsiveChartHandler();
+      };
+      let frame = 0;
+      const later = () => { cancelAnimationFrame(frame); frame = requestAnimationFrame(fit); };
+      const observer = new ResizeObserver(later);
+      observer.observe(el);
+      if (typeof el.on === "function") el.on("plotly_afterplot", later);
+      return () => {
+        observer.disconnect();
+        cancelAnimationFrame(frame);
+        if (typeof cleanup === "function") cleanup();
+      };
     },
   };
 };
@@ -420,6 +439,9 @@ def share_widget_bundle() -> None:
         if not _CARRIER:
             _CARRIER = _PlotlyBundle(source=source)
         original_init(self, *args, **kwargs)
+        # plotly.js then keeps a resize handler on the figure's element, which the loader calls when the
+        # element's width changes (see render above)
+        self._config = {"responsive": True, **self._config}
 
     BaseFigureWidget._esm = _WIDGET_LOADER % {"digest": digest}
     BaseFigureWidget.__init__ = __init__

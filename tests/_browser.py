@@ -203,6 +203,36 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.25):
         time.sleep(poll)
 
 
+# Each drawn plotly figure without a fixed layout width: [its drawn width, its element's width]. plotly 7's
+# anywidget view draws a figure once at the element's width of that moment; a figure drawn before the page
+# laid it out stayed at plotly's default 700 px in a 1,334 px column (lecture_lib.plots' loader fixes it).
+FIGURE_WIDTHS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')]
+  .filter(p => p._fullLayout && !(p.layout && p.layout.width) && p.clientWidth > 0)
+  .map(p => [Math.round(p._fullLayout.width), p.clientWidth])"""
+
+
+def assert_figures_fill_their_width(page, what: str, timeout: float = 15.0) -> int:
+    """Every drawn figure without a fixed width is as wide as its element (within 2 px), also after the
+    window narrows and widens again (a laptop's window, then the projector). Returns the figures checked."""
+
+    def mismatched():
+        return [w for w in page.evaluate(FIGURE_WIDTHS_JS) if abs(w[0] - w[1]) > 2]
+
+    size = page.viewport_size or {"width": 1400, "height": 900}
+    checked = len(page.evaluate(FIGURE_WIDTHS_JS))
+    for width in (size["width"], int(size["width"] * 0.7), size["width"]):
+        page.set_viewport_size({"width": width, "height": size["height"]})
+        wait_for(
+            lambda: not mismatched(),
+            timeout,
+            lambda width=width: (
+                f"{what}: figures drawn at another width than their element's at a {width} px window "
+                f"([drawn, element] px): {mismatched()}"
+            ),
+        )
+    return checked
+
+
 # Installed in a page: the time of the last keydown and of every change inside a plotly figure's SVG.
 REDRAW_PROBE = """() => {
   if (window.__redraw) return;

@@ -18,7 +18,16 @@ import time
 from pathlib import Path
 
 import pytest
-from _browser import ROOT, PageWatch, browser, free_port, press_and_wait_for_redraw, server, wait_for
+from _browser import (
+    ROOT,
+    PageWatch,
+    assert_figures_fill_their_width,
+    browser,
+    free_port,
+    press_and_wait_for_redraw,
+    server,
+    wait_for,
+)
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 NOTEBOOK = ROOT / "notebooks" / "03_batch_vs_incremental.ipynb"
@@ -147,6 +156,7 @@ def test_run_all_cells_then_a_slider_redraws(lab):
                 f"{name}: no plotly figure drawn ({plots.count()} containers); page errors {watch.errors}"
             ),
         )
+        assert assert_figures_fill_their_width(page, name) > 0, f"{name}: no figure to measure"
         text = page.locator(".jp-Notebook").inner_text()
         assert "Error displaying widget" not in text, f"{name}: a widget failed to display in JupyterLab"
 

@@ -30,6 +30,7 @@ import pytest
 from _browser import (
     ROOT,
     PageWatch,
+    assert_figures_fill_their_width,
     browsers,
     figures_expected,
     free_port,
@@ -190,6 +191,8 @@ def test_notebook_renders_offline_and_sliders_redraw(voila, path):
             page, watch = _open(context, voila, name)
             label = f"{name} (load {i + 1}{', network black-holed' if context is hanging else ''})"
             figures.append(_check_rendered(page, watch, label))
+            if i == 0:
+                assert assert_figures_fill_their_width(page, label) > 0, f"{label}: no figure to measure"
             if i in (0, len(contexts) - 1):  # move the sliders on an aborted and on the black-holed load
                 timed = LATENCY_FILE and i == 0
                 rows += _move_sliders(page, label, presses=LATENCY_PRESSES if timed else 1)

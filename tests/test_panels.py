@@ -51,6 +51,9 @@ def test_panel_has_the_contract_attributes(panel):
     for f in figures:
         assert f.layout.font.size >= 14, "projector-readable fonts"
         assert f.layout.title.text, "every figure has a title"
+        # the page's loader (lecture_lib/plots.py) keeps the figure as wide as its element through plotly.js's
+        # responsive handler; a fixed width would not follow a projector's window
+        assert f._config.get("responsive") is True and f.layout.width is None
 
 
 def test_every_control_changes_the_figure_and_nothing_recompiles(panel, count_compiles):
