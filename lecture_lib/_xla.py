@@ -11,15 +11,10 @@ a compilation also asks for single-threaded Eigen and no YNNPACK (``training._NA
 limit also lets other loops without library calls run natively (the vmapped trajectories, the variance
 experiment): ``make bench`` measures them.
 
-The CPU backend also gets two devices (``xla_force_host_platform_device_count=2``). One CPU device runs
-its computations one after the other, on one core; a panel that trains two configurations per slider move
-(the warmup panel: without and with warmup) runs them on the two devices at once (:func:`side_by_side`),
-225 -> 138 ms on 2 cores. Everything else uses the first device, as before (``jax.devices()`` lists two).
-
 The options are read once, when the CPU backend starts, so they are set here, before anything creates a
 JAX array; if JAX computed something before ``lecture_lib`` was imported, they cannot apply and a
-``RuntimeWarning`` says so. A user who sets ``xla_backend_extra_options`` or
-``xla_force_host_platform_device_count`` in ``XLA_FLAGS`` keeps theirs. Other backends ignore them.
+``RuntimeWarning`` says so. A user who sets ``xla_backend_extra_options`` in ``XLA_FLAGS`` keeps theirs. Other
+backends ignore them.
 """
 
 from __future__ import annotations
@@ -28,77 +23,19 @@ import os
 import warnings
 
 OPTION = "xla_cpu_small_while_loop_byte_threshold=16777216,xla_force_enable_experimental_llvm_ir_gemm"
-DEVICES = "--xla_force_host_platform_device_count=2"
 
 
 def configure() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_backend_extra_options" not in flags:
-        flags = f"{flags} --xla_backend_extra_options={OPTION}"
-    if "xla_force_host_platform_device_count" not in flags:
-        flags = f"{flags} {DEVICES}"
-    os.environ["XLA_FLAGS"] = flags.strip()
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_extra_options={OPTION}".strip()
     from jax._src import xla_bridge
 
     if getattr(xla_bridge, "_backends", None):  # a backend already started: too late for the options
         warnings.warn(
             "JAX started its backend before lecture_lib was imported, so lecture_lib's XLA options (loops "
-            "compiled as one native function, two CPU devices) do not apply and its loops run several times "
-            "slower: import lecture_lib before running any JAX code (in a notebook: restart the kernel)",
+            "compiled as one native function) do not apply and its loops run several times slower: import "
+            "lecture_lib before running any JAX code (in a notebook: restart the kernel)",
             RuntimeWarning,
             stacklevel=3,
         )
-
-
-def _cpu_devices():
-    import jax
-
-    devices = jax.devices("cpu")
-    return devices if len(devices) >= 2 and jax.default_backend() == "cpu" else []  # a GPU runs them itself
-
-
-def device(index: int):
-    """A context where computations on uncommitted arrays run on CPU device ``index`` (modulo the devices):
-    what :func:`side_by_side` gives its thunk ``index``, so that a later call of the same work on its own
-    finds the device it compiled for. A no-op with one CPU device or off the CPU."""
-    import contextlib
-
-    import jax
-
-    devices = _cpu_devices()
-    return jax.default_device(devices[index % len(devices)]) if devices else contextlib.nullcontext()
-
-
-def side_by_side(*thunks):
-    """``[thunk() for thunk in thunks]``, each on its own CPU device and thread, at the same time.
-
-    Thunk ``i`` runs under :func:`device` ``(i)`` (the first in this thread, on the default device), so
-    computations on uncommitted arrays (what lecture_lib's factories and trainers make) run there; results
-    that are NumPy arrays are the same numbers as sequential calls give. With one CPU device (a user's own
-    ``xla_force_host_platform_device_count``, or JAX started before lecture_lib), or where the default
-    backend is not the CPU, they run one after the other. The first call on a device compiles for it: in a
-    panel, at its first draw, not later.
-    """
-    import threading
-
-    if len(thunks) < 2 or not _cpu_devices():
-        return [thunk() for thunk in thunks]
-    results, errors = [None] * len(thunks), [None] * len(thunks)
-
-    def work(i):
-        try:
-            with device(i):
-                results[i] = thunks[i]()
-        except BaseException as error:  # re-raised in the caller's thread below
-            errors[i] = error
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(1, len(thunks))]
-    for thread in threads:
-        thread.start()
-    work(0)
-    for thread in threads:
-        thread.join()
-    for error in errors:
-        if error is not None:
-            raise error
-    return results

@@ -15,8 +15,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lecture_lib import _xla, plots
 from lecture_lib import experiments_schedules as ex
+from lecture_lib import plots
 from lecture_lib import schedules as ll_schedules
 from lecture_lib.panels.base import Panel, register
 from lecture_lib.panels.schedules import CHOSEN, CONSTANT, STYLE, WIDE, _band, _nanmean, _set_band, _slider
@@ -60,19 +60,14 @@ class WarmupRescue(Panel):
         self.widget = widgets.VBox([widgets.HBox([c["lr"], c["warmup"]]), self.summary, self.figure])
 
     def result(self) -> tuple[ex.Runs, ex.Runs]:
-        """``ex.warmup_rescue(lr, warmup)``; the run without warmup is kept while only the warmup moves.
-
-        A new η trains both at once, on the two CPU devices (``_xla.side_by_side``): each training is
-        compute-bound on one core (~110 ms for 3 seeds here), so one after the other took ~225 ms."""
-        tr, lr, w = self.trainer, self.controls["lr"].value, self.controls["warmup"].value
-        flat = ll_schedules.constant(lr)
-        warm = ll_schedules.warmup(flat, w * tr.m)
+        """``ex.warmup_rescue(lr, warmup)``; the run without warmup is kept while only the warmup moves."""
+        lr, w = self.controls["lr"].value, self.controls["warmup"].value
         if self._cache.get("lr") != lr:
-            without, warmed = _xla.side_by_side(lambda: tr.run(flat), lambda: tr.run(warm))
-            self._cache = {"lr": lr, "without": without, (lr, w): warmed}
+            self._cache = {"lr": lr, "without": self.trainer.run(ll_schedules.constant(lr))}
         if (lr, w) not in self._cache:
-            with _xla.device(1):  # where side_by_side ran it: compiled there at the first draw
-                self._cache[(lr, w)] = tr.run(warm)
+            self._cache[(lr, w)] = self.trainer.run(
+                ll_schedules.warmup(ll_schedules.constant(lr), w * self.trainer.m)
+            )
         return self._cache["without"], self._cache[(lr, w)]
 
     def update(self, changed=None):
