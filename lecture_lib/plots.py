@@ -387,10 +387,11 @@ export default () => {
       // plotly 7's view sizes a figure once, when it draws it, and never again (its resize handling
       // waits for JupyterLab's layout messages, which anywidget does not pass on): a figure drawn before
       // the page laid it out kept plotly's default 700 px width in a 1,400 px page. Follow the element's
-      // width instead (a figure without a fixed layout width; the figure's config has responsive: true).
+      // width instead (the figure's config has responsive: true); a figure given a width keeps it.
       const fit = () => {
         const layout = el._fullLayout;
-        if (el._responsiveChartHandler && layout && layout.autosize !== false && el.clientWidth > 0
+        const fixed = layout && (layout.autosize === false || (el.layout && el.layout.width));
+        if (el._responsiveChartHandler && layout && !fixed && el.clientWidth > 0
             && Math.abs(layout.width - el.clientWidth) > 1) el._responsiveChartHandler();
       };
       let frame = 0;

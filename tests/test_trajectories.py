@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -354,8 +358,6 @@ def test_a_plain_run_on_a_surface_equals_the_general_path_for_every_kind_of_star
 
 def _loop_body_copies(hlo: str) -> list[str]:
     """The shapes copied by the while loops' bodies of a compiled module's text."""
-    import re
-
     bodies = set(re.findall(r"body=%([\w.\-]+)", hlo))
     shapes, inside = [], False
     for line in hlo.splitlines():
@@ -407,22 +409,17 @@ def test_a_slider_run_is_cheap_enough_for_xla_to_run_it_on_the_calling_thread(na
 
 def _voluntary_context_switches() -> int:
     """Voluntary context switches of every thread of this process so far (Linux /proc)."""
-    import glob
-    import os
-
     total = 0
-    for status in glob.glob(f"/proc/{os.getpid()}/task/*/status"):
+    for status in Path(f"/proc/{os.getpid()}/task").glob("*/status"):
         try:
-            text = open(status).read()
+            text = status.read_text()
         except OSError:  # a thread that ended meanwhile
             continue
         total += int(text.split("voluntary_ctxt_switches:")[1].split()[0])
     return total
 
 
-@pytest.mark.skipif(
-    not __import__("os").path.exists("/proc/self/task"), reason="counts threads in Linux /proc"
-)
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in Linux /proc")
 @pytest.mark.parametrize("name", SLIDER_OPTIMIZERS)
 def test_a_slider_run_wakes_no_other_thread(name):
     # Every thread hand-off (to XLA's worker or its thread pool) is a voluntary context switch of the waiting
