@@ -133,9 +133,9 @@ class ScheduleTrainer:
             )
         start, _ = training.plan(self.model, self.data, epochs=self.epochs, batch_size=self.batch_size)
         starts = [jax.tree.map(np.asarray, start(jax.random.key(int(s)))) for s in seeds]
-        self._starts = jax.tree.map(
-            lambda *a: jax.device_put(np.stack(a)), *starts
-        )  # NumPy: no eager compiles (jnp.stack, jnp.asarray compile per shape)
+        # NumPy: no eager compiles (jnp.stack, jnp.asarray compile per shape)
+        self._host_starts = jax.tree.map(lambda *a: np.stack(a), *starts)
+        self._starts = jax.device_put(self._host_starts)
         self.seeds = tuple(int(s) for s in seeds)
 
     def table(self, sched, *, per_epoch=False) -> np.ndarray:
@@ -157,6 +157,22 @@ class ScheduleTrainer:
         opt = optimizers.sgd(1.0) if opt is None else opt  # the schedule replaces the rate
         h = self._go(Tabulated(jnp.asarray(values, jnp.float32)), opt)
         return _runs(values, h)
+
+    def run_groups(self, scheds, *, per_epoch=False, opt=None) -> list[Runs]:
+        """``[self.run(s) for s in scheds]``, the schedules trained at the same time: one per CPU device where
+        there are as many (``training.plan(..., groups=True)``; lecture_lib gives the CPU two), else in turn.
+        Two schedules whose runs each keep one core busy take the time of the longer, not the sum."""
+        tables = [self.table(s, per_epoch=per_epoch) for s in scheds]
+        if not tables:
+            raise ValueError(f"scheds must name at least one schedule, got scheds={scheds!r}")
+        opt = optimizers.sgd(1.0) if opt is None else opt  # the schedules replace the rate
+        _, run_groups = training.plan(
+            self.model, self.data, epochs=self.epochs, batch_size=self.batch_size,
+            schedule=Tabulated(np.stack(tables).astype(np.float32)), reg=self.reg, runs=True, groups=True,
+        )  # fmt: skip
+        stacked = jax.tree.map(lambda a: np.broadcast_to(a, (len(tables), *a.shape)), self._host_starts)
+        h = jax.device_get(run_groups(opt, *stacked)._replace(params=None, state=None))
+        return [_runs(values, jax.tree.map(lambda a, i=i: a[i], h)) for i, values in enumerate(tables)]
 
     def run_plateau(self, lr, factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_lr=0.0) -> Runs:
         """Train every seed under ``reduce_on_plateau`` driven by each seed's own validation loss."""
@@ -201,11 +217,13 @@ WARMUP_LR, WARMUP_EPOCHS = 0.2, 4  # all seeds explode within the first epoch wi
 
 def warmup_rescue(lr, warmup_epochs, **net) -> tuple[Runs, Runs]:
     """``(without, with)``: the deeper net of ``WARMUP_NET`` trained at the constant rate ``lr``, and with a
-    linear warmup from 0 to ``lr`` over ``warmup_epochs`` epochs (counted per update) before it."""
+    linear warmup from 0 to ``lr`` over ``warmup_epochs`` epochs (counted per update) before it; the two
+    trained at once (:meth:`ScheduleTrainer.run_groups`)."""
     tr = trainer(**{**WARMUP_NET, **net})
     w = _checks.positive_int("warmup_epochs", warmup_epochs, array=False)
     flat = schedules.constant(lr)
-    return tr.run(flat), tr.run(schedules.warmup(flat, w * tr.m))
+    without, warmed = tr.run_groups([flat, schedules.warmup(flat, w * tr.m)])  # side by side: two cores
+    return without, warmed
 
 
 # ---- Goyal et al. and Smith et al. on least squares, the batch size traced -------------------------------

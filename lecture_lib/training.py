@@ -515,6 +515,91 @@ def _fit_runs(
     return _evaluate_runs(model, trained, *shared, loss_name=loss_name, m=idx.shape[-2])
 
 
+# ---- groups of runs side by side, one per CPU device -------------------------------------------------------
+#
+# One CPU device runs its programs one after the other (PJRT orders every execution after the last), and a
+# native training loop is single-threaded: two trainings, each compute-bound on one core, took the sum of
+# their times. One program partitioned over two devices (``shard_map``) runs its halves at once, one core
+# each, and compiles once for both. ``_xla`` gives the CPU backend two devices.
+
+_GROUP_AXIS = "group"
+
+
+@functools.cache
+def _group_mesh(k: int):
+    """A 1-D mesh of ``k`` >= 2 devices of the default backend where that is the CPU and has them, else None
+    (a GPU runs one program at a time anyway, and its native loop is XLA:CPU's)."""
+    if k < 2 or jax.default_backend() != "cpu" or jax.device_count() < k:
+        return None
+    return jax.sharding.Mesh(np.array(jax.devices()[:k]), (_GROUP_AXIS,))
+
+
+@functools.cache
+def _group_program(model, loss_name, mesh):
+    """The jitted, partitioned program of :func:`_fit_groups`: on each device its group's native loop, then
+    its evaluation one run at a time (``lax.map``; vmapped over the runs, each device's activations of every
+    epoch and run, ~11 MB a layer, left the caches, and the two devices' evaluations took as long as one after
+    the other)."""
+
+    def group(params, idx, mask, schedule, x, y, xv, yv, opt, reg, per_epoch):
+        mine = lambda tree: jax.tree.map(lambda a: a[0], tree)  # this device's group: a leading axis of 1
+        params, idx, mask, schedule = mine((params, idx, mask, schedule))
+        trained = _train_impl(model, params, idx, mask, x, y, opt, schedule, reg, per_epoch,
+                              loss_name=loss_name, return_state=False, native=True, runs=True)  # fmt: skip
+        ran, final, _, diverged_at, losses, etas_b, params_b, over = trained
+        evaluate = functools.partial(_evaluate, model, loss_name=loss_name, m=idx.shape[-2], skip=True)
+
+        def one(run):
+            final, diverged_at, losses, params_b, over = run
+            t = (ran, final, None, diverged_at, losses, etas_b, params_b, over)
+            return evaluate(t, x, y, xv, yv, opt, schedule, reg, per_epoch)
+
+        h = jax.lax.map(one, (final, diverged_at, losses, params_b, over))
+        return jax.tree.map(lambda a: a[None], h)
+
+    g, shared = jax.sharding.PartitionSpec(_GROUP_AXIS), jax.sharding.PartitionSpec()
+    program = jax.shard_map(
+        group, mesh=mesh, in_specs=(g, g, g, g, *[shared] * 7), out_specs=g, check_vma=False
+    )
+    return jax.jit(program, compiler_options=_NATIVE_OPTIONS)
+
+
+def _fit_groups(
+    model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, return_state
+):
+    """The History of ``k`` groups of runs: ``params``, ``idx``, ``mask`` with leading axes (k, runs), the
+    schedule's leaves a leading axis k (each group its own schedule, shared by its runs). On ``k`` CPU devices
+    at once where :func:`_group_mesh` gives them and the native loop applies; else each group's
+    :func:`_fit_runs` in turn, stacked. The same numbers either way (the evaluation's sums may round
+    differently: ~1e-6)."""
+    k = int(idx.shape[0])
+    kw = {"loss_name": loss_name, "return_state": return_state}
+    shared = (x, y, xv, yv, opt, reg, per_epoch)
+    mesh = _group_mesh(k)
+    if (
+        mesh is not None and _NATIVE["available"] and not return_state
+        and not isinstance(schedule, schedules.ReduceOnPlateau) and not opt.needs_objective
+        and _native_suits(model, idx, idx.shape[1]) and not _traced((params, idx, mask, schedule, *shared))
+    ):  # fmt: skip
+        g = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(_GROUP_AXIS))
+        everywhere = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        split, shared = jax.device_put((params, idx, mask, schedule), g), jax.device_put(shared, everywhere)
+        try:
+            return _group_program(model, loss_name, mesh)(*split, *shared)
+        except jax.errors.JaxRuntimeError as error:
+            if not any(name in str(error) for name in _NATIVE_OPTIONS):
+                raise
+            _NATIVE["available"] = False
+    pick = lambda tree, i: jax.tree.map(lambda a: a[i], tree)
+    hs = [
+        _fit_runs(
+            model, *pick((params, idx, mask), i), x, y, xv, yv, opt, pick(schedule, i), reg, per_epoch, **kw
+        )
+        for i in range(k)
+    ]
+    return jax.tree.map(lambda *a: np.stack([np.asarray(v) for v in a]), *hs)
+
+
 @functools.partial(jax.jit, static_argnames=("model", "loss_name", "m"))
 def _evaluate_runs(model, trained, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, m):
     """:func:`_evaluate` of every run of ``_train_runs`` (``ran`` and the rates shared) in one jitted call,
@@ -579,7 +664,7 @@ def _check_opt(opt):
 
 def plan(
     model, data, *, epochs, batch_size, schedule=None, reg=0.0, sampling="reshuffle", schedule_unit="update",
-    loss=None, params0=None, return_state=False, runs=False,
+    loss=None, params0=None, return_state=False, runs=False, groups=False,
 ):  # fmt: skip
     """``fit`` in two halves, for experiments that vmap over seeds or optimizers themselves (like ``sweep``).
 
@@ -590,6 +675,10 @@ def plan(
     ``jax.vmap`` over ``opt``'s hyperparameters and over stacked ``params, idx, mask``. With ``runs=True``,
     ``run`` takes ``params, idx, mask`` stacked along a leading axis (several seeds) that share ``opt``: what
     ``vmap`` of the plain ``run`` over them gives, in one native loop for all (``ScheduleTrainer``'s seeds).
+    With ``groups=True`` as well, ``params, idx, mask`` have two leading axes (groups, runs) and every leaf of
+    ``schedule`` a leading axis of groups: each group trains under its own schedule, what ``runs=True`` gives
+    group by group, and the groups train at once, one per CPU device (``_xla``: two), where there are as many
+    (else in turn). The History's arrays have the leading axes (groups, runs).
     """
     if not isinstance(model, models.Model):
         raise TypeError(f"model must be a model from ll.models (mlp, linear), got model={model!r}")
@@ -613,6 +702,10 @@ def plan(
         raise TypeError(f"return_state must be True or False, got return_state={return_state!r}")
     if not isinstance(runs, bool):
         raise TypeError(f"runs must be True or False, got runs={runs!r}")
+    if not isinstance(groups, bool):
+        raise TypeError(f"groups must be True or False, got groups={groups!r}")
+    if groups and not runs:
+        raise ValueError("groups=True trains groups of runs: it needs runs=True, got runs=False")
     if params0 is not None:
         shapes = jax.tree.map(lambda a: a.shape, jax.eval_shape(model.init, jax.random.key(0)))
         got = jax.tree.map(np.shape, params0)
@@ -631,9 +724,8 @@ def plan(
         # init_scale matters only to init, done before: models that differ only in it share one compiled run
         apply_model = dataclasses.replace(model, init_scale=None)
         args = (params, idx, mask, data.x_train, data.y_train, data.x_val, data.y_val, opt, schedule, reg)
-        return (_fit_runs if runs else _fit)(
-            apply_model, *args, per_epoch, loss_name=loss, return_state=return_state
-        )
+        fit_ = _fit_groups if groups else _fit_runs if runs else _fit
+        return fit_(apply_model, *args, per_epoch, loss_name=loss, return_state=return_state)
 
     return start, run
 

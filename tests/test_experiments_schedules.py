@@ -152,6 +152,22 @@ def test_warmup_rescues_a_rate_that_explodes_without_it():
     assert np.all(with_.diverged_at == -1) and np.all(with_.val_acc[:, -3:].max(axis=1) >= 0.85)
 
 
+def test_warmup_rescue_trains_both_runs_at_once_with_the_numbers_of_each_run_alone():
+    # run_groups: the two schedules side by side, one per CPU device; the numbers of run(), one by one
+    without, with_ = ex.warmup_rescue(0.05, 2)  # neither diverges: both train all 10 epochs
+    tr, S = ex.trainer(**ex.WARMUP_NET), schedules
+    flat = S.constant(0.05)
+    for got, want in zip((without, with_), (tr.run(flat), tr.run(S.warmup(flat, 2 * tr.m))), strict=True):
+        np.testing.assert_array_equal(got.lr, want.lr)
+        np.testing.assert_array_equal(got.diverged_at, want.diverged_at)
+        assert (got.diverged_at == -1).all()
+        for name in ("cost", "val_loss", "val_acc", "max_loss"):
+            np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(without.cost, with_.cost)  # two different schedules, not one twice
+    with pytest.raises(ValueError, match=r"scheds must name at least one schedule, got scheds=\[\]"):
+        tr.run_groups([])
+
+
 def test_linear_scaling_with_accumulated_batches_is_experiments_lr_linear_scaling():
     ref = experiments_lr.linear_scaling(ks=(1, 4), epochs=2, seeds=2)
     got = ex.linear_scaling(4, epochs=2, seeds=2)

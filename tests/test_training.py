@@ -637,6 +637,71 @@ def test_runs_of_several_seeds_in_one_loop_equal_vmap_of_the_single_run():
         ll.training.plan(MLP, DATA, epochs=1, batch_size=64, runs=1)
 
 
+def _group_case():
+    """Three seeds, two groups: SGD whose exponential schedule starts at 3,000 (diverges in its first updates)
+    and at 0.1 (trains); both schedules one pytree with a leading axis of groups."""
+    kw = {"epochs": 2, "batch_size": 64, "reg": 1e-3}
+    start, _ = ll.training.plan(MLP, DATA, **kw)
+    seeds = [jax.tree.map(np.asarray, start(jax.random.key(s))) for s in (0, 1, 2)]
+    starts = jax.tree.map(lambda *a: np.stack(a), *seeds)
+    scheds = [S.exponential(3000.0, 0.9), S.exponential(0.1, 0.7)]
+    return kw, starts, scheds
+
+
+def _stacked(trees):
+    return jax.tree.map(lambda *a: np.stack([np.asarray(v, np.float32) for v in a]), *trees)
+
+
+def test_groups_train_side_by_side_on_two_devices_in_one_program_and_equal_each_group_alone(count_compiles):
+    # plan(groups=True): each group of seeds its own schedule (the warmup panel: without and with warmup),
+    # the groups at once on the two CPU devices lecture_lib sets up, as one program compiled once
+    kw, starts, scheds = _group_case()
+    assert len(jax.devices("cpu")) == 2
+    _, run_groups = ll.training.plan(MLP, DATA, schedule=_stacked(scheds), runs=True, groups=True, **kw)
+    pair = jax.tree.map(lambda a: np.broadcast_to(a, (2, *a.shape)), starts)
+    with count_compiles() as c:
+        together = run_groups(O.sgd(1.0), *pair)
+    assert c.count == 1  # one program for both devices, not one per device
+    assert together.cost.sharding.device_set == set(jax.devices("cpu")[:2])  # each group on its own device
+    assert together.cost.shape == (2, 3, 2) and together.loss.shape == (2, 3, 2 * 23)
+    for i, sched in enumerate(scheds):
+        _, run_runs = ll.training.plan(MLP, DATA, schedule=sched, runs=True, **kw)
+        alone = run_runs(O.sgd(1.0), *starts)
+        group = jax.tree.map(lambda a, i=i: np.asarray(a)[i], together)
+        np.testing.assert_array_equal(group.diverged_at, np.asarray(alone.diverged_at))
+        if i == 0:  # every seed diverges: compare the bookkeeping (exploding updates amplify rounding)
+            assert (group.diverged_at >= 0).all() and (group.diverged_at < 10).all()
+            for name in ("loss", "cost", "val_acc", "lr"):
+                a, b = getattr(group, name), np.asarray(getattr(alone, name))
+                np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+        else:
+            assert (group.diverged_at < 0).all()
+            assert_same_history(group, alone, rtol=1e-5, atol=1e-6)
+    with count_compiles() as c:  # rates and schedule parameters are data
+        again = run_groups(O.sgd(1.0), *pair)
+        other = ll.training.plan(MLP, DATA, schedule=_stacked(scheds[::-1]), runs=True, groups=True, **kw)
+        swapped = other[1](O.sgd(1.0), *pair)
+    assert c.count == 0
+    np.testing.assert_array_equal(np.asarray(again.loss), np.asarray(together.loss))
+    np.testing.assert_array_equal(np.asarray(swapped.diverged_at)[::-1], np.asarray(together.diverged_at))
+
+
+def test_groups_beyond_the_devices_train_in_turn_with_the_same_numbers():
+    # three groups, two devices: each group's runs=True in turn (also what a GPU or one CPU device gets)
+    kw, starts, scheds = _group_case()
+    scheds = [*scheds, S.exponential(0.05, 0.9)]
+    _, run_groups = ll.training.plan(MLP, DATA, schedule=_stacked(scheds), runs=True, groups=True, **kw)
+    together = run_groups(O.sgd(1.0), *jax.tree.map(lambda a: np.broadcast_to(a, (3, *a.shape)), starts))
+    assert isinstance(together.cost, np.ndarray) and together.cost.shape == (3, 3, 2)
+    for i, sched in enumerate(scheds[1:], 1):
+        alone = ll.training.plan(MLP, DATA, schedule=sched, runs=True, **kw)[1](O.sgd(1.0), *starts)
+        assert_same_history(jax.tree.map(lambda a, i=i: a[i], together), alone, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="groups=True trains groups of runs: it needs runs=True"):
+        ll.training.plan(MLP, DATA, epochs=1, batch_size=64, groups=True)
+    with pytest.raises(TypeError, match="groups must be True or False, got groups='yes'"):
+        ll.training.plan(MLP, DATA, epochs=1, batch_size=64, runs=True, groups="yes")
+
+
 def test_an_xla_without_the_native_options_falls_back_to_the_default_compilation(monkeypatch):
     # the native loop's compile options are XLA:CPU debug options a later jaxlib may rename: fit must then
     # train through the default compilation (same numbers), not fail
