@@ -75,6 +75,10 @@ def test_warmup_panel_shows_divergence_without_and_training_with_warmup():
     n = len(panel.trainer.seeds)
     assert f"no warmup: diverged in <b>{n} of {n}</b>" in panel.summary.value
     assert f"warmup: diverged in <b>0 of {n}</b>" in panel.summary.value
+    # every seed diverged without warmup: no accuracy to average (not "nan"); with warmup, the mean of all
+    assert "no warmup: diverged in" in panel.summary.value and "seeds, first at update" in panel.summary.value
+    assert "no seed trained" in panel.summary.value and "nan" not in panel.summary.value
+    assert f"final validation accuracy {with_.val_acc[:, -1].mean():.3f}" in panel.summary.value
     m, w = panel.trainer.m, ex.WARMUP_EPOCHS
     ramp = np.asarray(panel.figure.data[1].y)[: m * w : m]  # the rate at the start of each warmup epoch
     np.testing.assert_allclose(ramp, ex.WARMUP_LR * np.arange(w) / w, rtol=1e-5)

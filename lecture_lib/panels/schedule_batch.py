@@ -91,10 +91,10 @@ class WarmupRescue(Panel):
         for label, r in zip(("no warmup", "warmup"), runs):
             div = r.diverged_at >= 0
             first = f", first at update {int(r.diverged_at[div].min())}" if div.any() else ""
-            parts.append(
-                f"{label}: diverged in <b>{int(div.sum())} of {len(div)}</b> seeds{first}, final validation "
-                f"accuracy {_nanmean(np.where(div, np.nan, r.val_acc[:, -1])):.3f}"
-            )
+            acc = _nanmean(np.where(div, np.nan, r.val_acc[:, -1]))  # of the seeds that trained
+            trained = "no seed trained" if div.all() else f"final validation accuracy {acc:.3f}"
+            count = f"<b>{int(div.sum())} of {len(div)}</b>"
+            parts.append(f"{label}: diverged in {count} seeds{first}, {trained}")
         self.summary.value = "<span style='font-size:16px'>" + " &nbsp;|&nbsp; ".join(parts) + "</span>"
 
 
