@@ -444,8 +444,24 @@ def share_widget_bundle() -> None:
         # element's width changes (see render above)
         self._config = {"responsive": True, **self._config}
 
+    # After a redraw, plotly.js sends the traces' computed defaults back (``_js2py_traceDeltas``); a float32
+    # array it re-typed comes back as an object {"0": y0, "1": y1, ...}. plotly's Python side then takes the
+    # numpy array it holds for a nested property and tests its truth: ValueError, on the second move of a
+    # slider of many panels, and the kernel spent ~2 s formatting the traceback while the next move waited
+    # (seen in the browser, Voila and Lab). A numpy array is the panel's own data: keep it, drop the echo.
+    original_remove = BaseFigureWidget._remove_overlapping_props
+
+    def _remove_overlapping_props(input_data, delta_data, prop_path=()):
+        if isinstance(input_data, dict) and isinstance(delta_data, dict):
+            delta_data = {
+                p: v for p, v in delta_data.items()
+                if not (isinstance(input_data.get(p), np.ndarray) and isinstance(v, (dict, list)))
+            }  # fmt: skip
+        return original_remove(input_data, delta_data, prop_path)
+
     BaseFigureWidget._esm = _WIDGET_LOADER % {"digest": digest}
     BaseFigureWidget.__init__ = __init__
+    BaseFigureWidget._remove_overlapping_props = staticmethod(_remove_overlapping_props)
     _CARRIER = False  # patched; the carrier itself comes with the first figure
 
 

@@ -8,9 +8,12 @@ failure whose message says how to install it, not a skip.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -142,13 +145,41 @@ FIGURE_WIDGET_ID = "plotly.graph_objs._figurewidget.FigureWidget"
 
 
 class PageWatch:
-    """The console errors and uncaught exceptions of a page, as they happen."""
+    """The console errors and uncaught exceptions of a page, as they happen; with ``kernel``, also every error
+    the kernel reports over the page's websocket (an exception in a widget callback: the page shows nothing,
+    yet the kernel spent the time formatting a traceback while the next slider move waited)."""
 
-    def __init__(self, page):
+    def __init__(self, page, kernel: bool = False):
         self.page = page
         self.errors: list[str] = []
         page.on("console", lambda m: m.type == "error" and self.errors.append(f"console.error: {m.text}"))
         page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        if kernel:  # the page's websockets, from before the page opens them
+            page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload):
+        # never raise here: an exception in a listener stalls Playwright's event dispatch (Lab's other
+        # websockets carry JSON without a kernel message's header)
+        try:
+            message = jupyter_message(payload)
+            error = message["header"]["msg_type"] == "error"
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error):
+            return  # not a Jupyter message
+        if error:
+            content = message.get("content") or {}
+            where = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(content.get("traceback", [])[-3:]))[-1500:]
+            self.errors.append(f"kernel error: {content.get('ename')}: {content.get('evalue')}\n{where}")
+
+
+def jupyter_message(payload: str | bytes) -> dict:
+    """A kernel message from a websocket frame: JSON text, or Jupyter's binary v1 protocol (a count n, n byte
+    offsets, then the channel, header, parent header, metadata, content and buffers)."""
+    if isinstance(payload, str):
+        return json.loads(payload)
+    (n,) = struct.unpack_from("<Q", payload, 0)
+    offsets = [*struct.unpack_from(f"<{n}Q", payload, 8), len(payload)]
+    parts = [payload[offsets[i] : offsets[i + 1]] for i in range(n)]
+    return {"channel": parts[0].decode(), "header": json.loads(parts[1]), "content": json.loads(parts[4])}
 
 
 # The FigureWidgets inside some top-level widget models (a figure, or a box of boxes holding figures), asked

@@ -97,3 +97,24 @@ def test_race_paths_end_near_the_minimum_with_the_default_rates():
     for h in heads:
         assert abs(h.x[0]) < 0.05 and abs(h.y[0]) < 0.05
     assert plots.color("Adam") != plots.color("SGD")
+
+
+def test_a_figure_keeps_its_numpy_data_when_plotly_js_echoes_it_back():
+    # after a redraw plotly.js sends the traces' computed properties back; a float32 array it re-typed comes
+    # back as {"0": y0, ...}. plotly's own handler then raised ValueError (truth of an array) in the kernel,
+    # and formatting that traceback held the next slider move for ~2 s (tests/test_browser_voila.py now
+    # fails on any kernel error). The panel's arrays must survive the echo, and real defaults still apply.
+    fig = go.FigureWidget(go.Scatter(x=np.arange(3), y=np.array([1, 2, 3], np.float32), line={"width": 3}))
+    trace = fig.data[0]
+    echo = {
+        "uid": trace.uid,
+        "y": {"0": 1.0, "1": 2.0, "2": 3.0},  # the re-typed array
+        "x": [0, 1, 2],
+        "line": {"width": 3, "color": "#636efa"},  # a default plotly.js computed, beside one we set
+        "type": "scatter",
+    }
+    fig._js2py_traceDeltas = {"trace_deltas": [echo], "trace_edit_id": fig._last_trace_edit_id}
+    assert isinstance(trace.y, np.ndarray) and trace.y.dtype == np.float32
+    np.testing.assert_array_equal(trace.y, [1, 2, 3])
+    np.testing.assert_array_equal(trace.x, [0, 1, 2])
+    assert trace.line.width == 3 and trace.line.color == "#636efa"
