@@ -38,6 +38,7 @@ from _browser import (
     server,
     wait_for,
 )
+from playwright.sync_api import Error as PlaywrightError
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 LOADS = max(2, int(os.environ.get("BROWSER_LOADS", "3")))
@@ -181,6 +182,21 @@ def _move_sliders(page, name: str, presses: int = 1) -> list[dict]:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_renders_offline_and_sliders_redraw(voila, path):
+    # Chromium itself died once in CI while a page loaded ("Target page, context or browser has been
+    # closed", crashpad in its log; not reproduced in three full runs here): then all the loads once more,
+    # in a new browser. A page that brings the browser down every time still fails.
+    for attempt in (1, 2):
+        try:
+            return _render_and_move(voila, path)
+        except PlaywrightError as error:
+            if attempt == 2 or "has been closed" not in str(error):
+                raise
+            warnings.warn(
+                f"{path.name}: the browser closed under the test ({str(error)[:200]}); again", stacklevel=1
+            )
+
+
+def _render_and_move(voila, path):
     name = path.name
     with browsers("abort", "hang") as (aborted, hanging):
         # one load after the other: each runs the notebook in its own kernel, and a CPU starved by several at
