@@ -497,6 +497,15 @@ def _fit_vmapped(model, params, idx, mask, *shared, loss_name, return_state):
     return jax.vmap(run)(params, idx, mask)
 
 
+def _one_native_loop(model, idx, runs, opt, schedule, inputs) -> bool:
+    """Whether ``runs`` runs sharing ``opt`` and ``schedule`` step in one native loop: not reduce-on-plateau
+    (its rate answers each epoch's evaluation), first-order, small updates, called directly (not traced)."""
+    return not (
+        isinstance(schedule, schedules.ReduceOnPlateau) or opt.needs_objective
+        or not _native_suits(model, idx, runs) or _traced(inputs)
+    )  # fmt: skip
+
+
 def _fit_runs(
     model, params, idx, mask, x, y, xv, yv, opt, schedule, reg, per_epoch, *, loss_name, return_state
 ):
@@ -505,10 +514,7 @@ def _fit_runs(
     (reduce-on-plateau, second-order optimizers, inside a transformation) ``vmap`` of :func:`_fit`."""
     kw = {"loss_name": loss_name, "return_state": return_state}
     shared = (x, y, xv, yv, opt, schedule, reg, per_epoch)
-    if (
-        isinstance(schedule, schedules.ReduceOnPlateau) or opt.needs_objective
-        or not _native_suits(model, idx, idx.shape[0]) or _traced((params, idx, mask, *shared))
-    ):  # fmt: skip
+    if not _one_native_loop(model, idx, idx.shape[0], opt, schedule, (params, idx, mask, *shared)):
         return _fit_vmapped(model, params, idx, mask, *shared, **kw)
     args = (model, params, idx, mask, x, y, opt, schedule, reg, per_epoch)
     trained = _native_or_default(_train_native_runs, _train_runs, *args, **kw)
@@ -576,10 +582,10 @@ def _fit_groups(
     kw = {"loss_name": loss_name, "return_state": return_state}
     shared = (x, y, xv, yv, opt, reg, per_epoch)
     mesh = _group_mesh(k)
+    inputs = (params, idx, mask, schedule, *shared)
     if (
         mesh is not None and _NATIVE["available"] and not return_state
-        and not isinstance(schedule, schedules.ReduceOnPlateau) and not opt.needs_objective
-        and _native_suits(model, idx, idx.shape[1]) and not _traced((params, idx, mask, schedule, *shared))
+        and _one_native_loop(model, idx, idx.shape[1], opt, schedule, inputs)
     ):  # fmt: skip
         g = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(_GROUP_AXIS))
         everywhere = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
